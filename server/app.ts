@@ -1,0 +1,46 @@
+// Assembles one server process: configuration → database (migrated) → pg-boss → HTTP. In embedded
+// mode (no DATABASE_URL) the job worker runs in this same process, since PGlite cannot be shared.
+import type { AddressInfo } from 'node:net';
+import { openDatabase } from '../db/client.ts';
+import { migrateDatabase } from '../db/migrate.ts';
+import { createBoss } from '../jobs/boss.ts';
+import type { Config } from '../jobs/config.ts';
+import type { Logger } from '../jobs/logger.ts';
+import { resolveSecrets } from '../jobs/secrets.ts';
+import { createHttpServer } from './http.ts';
+import type { AppServices } from './trpc.ts';
+
+export interface RunningApp {
+  url: string;
+  services: AppServices;
+  close(): Promise<void>;
+}
+
+export async function startApp(parsed: Config, log: Logger): Promise<RunningApp> {
+  const config = resolveSecrets(parsed, log);
+  const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX });
+  await migrateDatabase(database);
+  const boss = createBoss(database, config, log);
+  await boss.start();
+
+  const services: AppServices = { config, db: database.db, boss, log };
+  const server = createHttpServer(services);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.PORT, config.HOST, resolve);
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.HOST}:${port}`;
+  log.info({ url, database: database.kind, mode: config.mode }, 'server listening');
+
+  return {
+    url,
+    services,
+    async close() {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await boss.stop({ graceful: true, timeout: 10_000 });
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,65 @@
+// The tRPC instance: superjson on the wire, a context built once per process and handed to every
+// request, and zod errors turned into a 400 whose message a person can read.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { initTRPC, TRPCError } from '@trpc/server';
+import superjson from 'superjson';
+import { ZodError, z } from 'zod';
+import type { Database } from '../db/client.ts';
+import type { Logger } from '../jobs/logger.ts';
+import type { RuntimeConfig } from '../jobs/secrets.ts';
+import type { PgBoss } from 'pg-boss';
+
+/** What every procedure can reach: built once at start (see server/app.ts). */
+export interface AppServices {
+  config: RuntimeConfig;
+  db: Database;
+  boss: PgBoss;
+  log: Logger;
+}
+
+export interface Context extends AppServices {
+  /** The raw `Authorization: Bearer` value, if any; procedures decide what it must be. */
+  bearerToken: string | undefined;
+}
+
+export function bearerTokenOf(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  const match = value?.match(/^Bearer\s+(\S+)\s*$/i);
+  return match?.[1];
+}
+
+const t = initTRPC.context<Context>().create({
+  transformer: superjson,
+  errorFormatter({ shape, error }) {
+    const zodError = error.cause instanceof ZodError ? error.cause : undefined;
+    return {
+      ...shape,
+      message: zodError ? z.prettifyError(zodError) : shape.message,
+      data: {
+        ...shape.data,
+        // Stack traces are for logs, not clients.
+        stack: undefined,
+        zodError: zodError ? z.flattenError(zodError) : undefined,
+      },
+    };
+  },
+});
+
+export const router = t.router;
+export const publicProcedure = t.procedure;
+export const middleware = t.middleware;
+export const createCallerFactory = t.createCallerFactory;
+
+/** Compares secrets by their digests, so neither length nor content leaks through timing. */
+export function sameSecret(given: string, expected: string): boolean {
+  const digest = (value: string) => createHash('sha256').update(value).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+/** Procedures for operators: `Authorization: Bearer $ADMIN_TOKEN`. */
+export const adminProcedure = t.procedure.use(({ ctx, next }) => {
+  if (ctx.bearerToken === undefined || !sameSecret(ctx.bearerToken, ctx.config.ADMIN_TOKEN)) {
+    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'This procedure requires the admin token (Authorization: Bearer <ADMIN_TOKEN>).' });
+  }
+  return next();
+});
