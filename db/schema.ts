@@ -117,6 +117,8 @@ export const depositAddresses = pgTable(
     derivationIndex: integer('derivation_index').notNull(),
     address: text('address'),
     privateKeyEncrypted: text('private_key_encrypted'),
+    /** Set before Tatum is first asked for this index: a retry then looks before it asks again. */
+    tatumRequestedAt: timestamp('tatum_requested_at', { withTimezone: true }),
     createdAt: createdAt(),
     updatedAt: updatedAt(),
   },
@@ -143,6 +145,10 @@ export const virtualAccounts = pgTable(
     /** Deterministic per (user, currency): lets a retry find an account whose create response was lost. */
     accountNumber: text('account_number').notNull().unique('virtual_accounts_account_number_unique'),
     tatumAccountId: text('tatum_account_id').unique('virtual_accounts_tatum_account_id_unique'),
+    /** Set before the create call: a retry that finds it without an id looks the account up first. */
+    tatumCreateStartedAt: timestamp('tatum_create_started_at', { withTimezone: true }),
+    /** Set before the subscription create call, for the same reason. */
+    subscribeStartedAt: timestamp('subscribe_started_at', { withTimezone: true }),
     depositAddressId: uuid('deposit_address_id').references(() => depositAddresses.id),
     /** Set once Tatum has registered the deposit address on this account. */
     addressAssignedAt: timestamp('address_assigned_at', { withTimezone: true }),
