@@ -32,8 +32,11 @@ export interface DatabaseHandle {
   kind: 'postgres' | 'pglite';
   /** pg-boss constructor options that put pg-boss on this same database. */
   bossConnection: ConstructorOptions;
-  /** Runs `fn` while holding a session lock that every process contends for (migrations, seeding). */
-  withExclusiveLock<T>(key: number, fn: (db: Database) => Promise<T>): Promise<T>;
+  /**
+   * Runs `fn` while holding a lock named `key` that every process contends for (migrations, one
+   * user's provisioning). The lock dies with its holder's connection, so a killed process frees it.
+   */
+  withExclusiveLock<T>(key: string, fn: (db: Database) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -63,20 +66,34 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
     kind: 'postgres',
     bossConnection: { connectionString: url, application_name: options.applicationName ?? 'tatum-provisioning' },
     async withExclusiveLock(key, fn) {
-      const client = await pool.connect();
+      // A connection of its own, outside the pool: holders wait here without starving the pool
+      // that the work inside `fn` needs.
+      const client = new pg.Client({ connectionString: url, application_name: 'tatum-provisioning lock' });
+      client.on('error', () => {});
+      await client.connect();
       try {
-        await client.query('select pg_advisory_lock($1)', [key]);
-        try {
-          return await fn(drizzlePg(client, { schema }));
-        } finally {
-          await client.query('select pg_advisory_unlock($1)', [key]);
-        }
+        await client.query('select pg_advisory_lock(hashtextextended($1, 0))', [key]);
+        return await fn(db);
       } finally {
-        client.release();
+        await client.end(); // ending the session releases the lock
       }
     },
     close: () => pool.end(),
   };
+}
+
+const heldLocks = new Map<string, Promise<unknown>>();
+
+async function inProcessLock<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const previous = heldLocks.get(key) ?? Promise.resolve();
+  const run = previous.catch(() => {}).then(fn);
+  const tail = run.catch(() => {});
+  heldLocks.set(key, tail);
+  try {
+    return await run;
+  } finally {
+    if (heldLocks.get(key) === tail) heldLocks.delete(key);
+  }
 }
 
 async function openPglite(dataDir: string): Promise<DatabaseHandle> {
@@ -88,8 +105,8 @@ async function openPglite(dataDir: string): Promise<DatabaseHandle> {
     db,
     kind: 'pglite',
     bossConnection: { backend: 'pglite', db: fromPglite(pglite) },
-    // PGlite belongs to this one process, which already serialises its queries.
-    withExclusiveLock: (_key, fn) => fn(db),
+    // PGlite belongs to this one process, so an in-process lock excludes every other holder.
+    withExclusiveLock: (key, fn) => inProcessLock(key, () => fn(db)),
     close: () => pglite.close(),
   };
 }

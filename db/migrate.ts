@@ -8,11 +8,8 @@ import { seedCurrencies } from './seed/currencies.ts';
 
 export const MIGRATIONS_FOLDER = fileURLToPath(new URL('./migrations', import.meta.url));
 
-// An arbitrary constant that identifies "schema changes of this application" among advisory locks.
-const MIGRATION_LOCK_KEY = 7_261_001;
-
 export async function migrateDatabase(handle: DatabaseHandle): Promise<void> {
-  await handle.withExclusiveLock(MIGRATION_LOCK_KEY, async (db) => {
+  await handle.withExclusiveLock('schema-migrations', async (db) => {
     const config = { migrationsFolder: MIGRATIONS_FOLDER, migrationsSchema: 'drizzle' };
     if (handle.kind === 'pglite') {
       await migratePglite(db as Parameters<typeof migratePglite>[0], config);
