@@ -4,6 +4,8 @@ import type { AddressInfo } from 'node:net';
 import { openDatabase } from '../db/client.ts';
 import { migrateDatabase } from '../db/migrate.ts';
 import { createBoss } from '../jobs/boss.ts';
+import { createQueues } from '../jobs/queues.ts';
+import { resolveQueues, startWorker } from '../jobs/worker.ts';
 import type { Config } from '../jobs/config.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { resolveSecrets } from '../jobs/secrets.ts';
@@ -22,8 +24,11 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
   await migrateDatabase(database);
   const boss = createBoss(database, config, log);
   await boss.start();
+  await createQueues(boss, config);
 
   const services: AppServices = { config, db: database.db, boss, log };
+  // PGlite cannot be shared with a worker process, so the embedded server works every queue itself.
+  const worker = config.database === 'pglite' ? await startWorker(services, { queues: resolveQueues([]) }) : undefined;
   const server = createHttpServer(services);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -39,6 +44,7 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
+      await worker?.stop(10_000);
       await boss.stop({ graceful: true, timeout: 10_000 });
       await database.close();
     },

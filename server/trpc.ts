@@ -8,6 +8,7 @@ import type { Database } from '../db/client.ts';
 import type { Logger } from '../jobs/logger.ts';
 import type { RuntimeConfig } from '../jobs/secrets.ts';
 import type { PgBoss } from 'pg-boss';
+import { userOfSession } from './auth/sessions.ts';
 
 /** What every procedure can reach: built once at start (see server/app.ts). */
 export interface AppServices {
@@ -56,10 +57,24 @@ export function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-/** Procedures for operators: `Authorization: Bearer $ADMIN_TOKEN`. */
+/**
+ * Procedures for operators: `Authorization: Bearer $ADMIN_TOKEN`, required everywhere but the embedded
+ * sandbox (`npm start` with no DATABASE_URL and no TATUM_API_KEY), a single-developer setup on localhost.
+ */
 export const adminProcedure = t.procedure.use(({ ctx, next }) => {
+  const embeddedSandbox = ctx.config.mode === 'sandbox' && ctx.config.database === 'pglite';
+  if (embeddedSandbox) return next();
   if (ctx.bearerToken === undefined || !sameSecret(ctx.bearerToken, ctx.config.ADMIN_TOKEN)) {
     throw new TRPCError({ code: 'UNAUTHORIZED', message: 'This procedure requires the admin token (Authorization: Bearer <ADMIN_TOKEN>).' });
   }
   return next();
+});
+
+/** Procedures for a signed-in user: `Authorization: Bearer <session token>` from auth.verify. */
+export const userProcedure = t.procedure.use(async ({ ctx, next }) => {
+  const user = ctx.bearerToken === undefined ? undefined : await userOfSession(ctx.db, ctx.bearerToken);
+  if (!user) {
+    throw new TRPCError({ code: 'UNAUTHORIZED', message: 'This procedure requires a session (Authorization: Bearer <sessionToken from auth.verify>).' });
+  }
+  return next({ ctx: { user } });
 });

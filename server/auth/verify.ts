@@ -1,0 +1,66 @@
+// auth.verify: check the code, mark the user verified, open a session and schedule provisioning, in
+// ONE transaction. Either all of it commits or none of it: no verified user without a provisioning
+// job, no job without a verified user. Only a wrong guess writes anything on failure (its attempt).
+import { TRPCError } from '@trpc/server';
+import { eq, sql } from 'drizzle-orm';
+import { queryRows } from '../../db/client.ts';
+import { users, verificationCodes } from '../../db/schema.ts';
+import { bossDb } from '../../jobs/boss.ts';
+import { QUEUES, type ProvisionJob } from '../../jobs/queues.ts';
+import type { AppServices } from '../trpc.ts';
+import { codeMatches, MAX_ATTEMPTS } from './codes.ts';
+import { createSession } from './sessions.ts';
+
+export interface VerifyResult {
+  userId: string;
+  sessionToken: string;
+  /** The provisioning job scheduled by this call; null when the user was already verified. */
+  jobId: string | null;
+}
+
+// The transaction commits what a refusal must keep (a wrong guess's attempt), then the error is thrown.
+type Outcome = { ok: true; result: VerifyResult } | { ok: false; error: TRPCError };
+
+const refuse = (code: TRPCError['code'], message: string): Outcome => ({ ok: false, error: new TRPCError({ code, message }) });
+const WRONG_CODE = 'Wrong code.';
+
+export async function verify({ db, boss, config }: AppServices, input: { email: string; code: string }): Promise<VerifyResult> {
+  const outcome = await db.transaction(async (tx): Promise<Outcome> => {
+    // The user row lock serialises every verification of one user: of many concurrent calls with the
+    // right code, one verifies and schedules the job; the others then find the user verified.
+    const [user] = await queryRows<{ id: string; verified: boolean }>(tx, sql`
+      select id, email_verified_at is not null as verified from users where email = ${input.email} for update`);
+    // An unknown address gets the wrong-code answer, so verify does not reveal who registered.
+    if (!user) return refuse('UNAUTHORIZED', WRONG_CODE);
+    const [pending] = await queryRows<{ code_hash: string; attempts: number; expired: boolean }>(tx, sql`
+      select code_hash, attempts, expires_at <= now() as expired
+      from verification_codes where user_id = ${user.id} for update`);
+    if (!pending) return refuse('UNAUTHORIZED', WRONG_CODE);
+    if (pending.attempts >= MAX_ATTEMPTS) {
+      return refuse('TOO_MANY_REQUESTS', `Too many wrong attempts: this code no longer works. Request a new one with auth.register.`);
+    }
+    if (pending.expired) return refuse('BAD_REQUEST', 'This code has expired. Request a new one with auth.register.');
+    if (!codeMatches(config, user.id, input.code, pending.code_hash)) {
+      await tx
+        .update(verificationCodes)
+        .set({ attempts: sql`${verificationCodes.attempts} + 1` })
+        .where(eq(verificationCodes.userId, user.id));
+      const left = MAX_ATTEMPTS - pending.attempts - 1;
+      return refuse('UNAUTHORIZED', `${WRONG_CODE} ${left === 0 ? 'No attempts left: request a new code with auth.register.' : `${left} attempt(s) left.`}`);
+    }
+
+    // The code stays until it expires: it is what lets a repeated verify (a retry, or the losers of a
+    // race) prove itself and get a session, without a second verification or a second job.
+    if (user.verified) return { ok: true, result: { userId: user.id, sessionToken: await createSession(tx, user.id), jobId: null } };
+
+    await tx.update(users).set({ emailVerifiedAt: sql`now()` }).where(eq(users.id, user.id));
+    const sessionToken = await createSession(tx, user.id);
+    const job: ProvisionJob = { userId: user.id };
+    const jobId = await boss.send(QUEUES.provision, job, { db: bossDb(tx) });
+    // A standard queue never refuses a send; if it ever did, the verification must not commit alone.
+    if (!jobId) throw new Error('the provisioning job was not created');
+    return { ok: true, result: { userId: user.id, sessionToken, jobId } };
+  });
+  if (!outcome.ok) throw outcome.error;
+  return outcome.result;
+}
