@@ -3,6 +3,7 @@
 // limiter. Every log line of a job carries its id and queue.
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Database } from '../db/client.ts';
+import { receiveDeposit } from './deposits.ts';
 import { createLimiter, type Limiter } from './limiter.ts';
 import type { Logger } from './logger.ts';
 import { createTransport, sendEmail } from './mailer.ts';
@@ -26,6 +27,7 @@ export type JobHandler = (job: JobWithMetadata<unknown>, log: Logger) => Promise
  */
 const HANDLERS: Partial<Record<string, (deps: WorkerDeps) => JobHandler>> = {
   [QUEUES.provision]: ({ db, config }) => (job, log) => provisionUser({ db, config, log }, job.data as ProvisionJob),
+  [QUEUES.depositReceived]: ({ db }) => (job, log) => receiveDeposit({ db }, job, log),
   [QUEUES.emailSend]: ({ config }) => {
     const transport = createTransport(config);
     return (job, log) => sendEmail(config, transport, job.data, log);

@@ -11,6 +11,7 @@ import type { Logger } from '../jobs/logger.ts';
 import { resolveSecrets } from '../jobs/secrets.ts';
 import { createHttpServer } from './http.ts';
 import type { AppServices } from './trpc.ts';
+import { tatumWebhookRoute, WEBHOOK_PATH } from './webhooks.ts';
 
 export interface RunningApp {
   url: string;
@@ -29,7 +30,7 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
   const services: AppServices = { config, db: database.db, boss, log };
   // PGlite cannot be shared with a worker process, so the embedded server works every queue itself.
   const worker = config.database === 'pglite' ? await startWorker(services, { queues: resolveQueues([]) }) : undefined;
-  const server = createHttpServer(services);
+  const server = createHttpServer(services, { [`POST ${WEBHOOK_PATH}`]: tatumWebhookRoute(services) });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, resolve);

@@ -1,0 +1,319 @@
+// POST /webhooks/tatum against the real server, real Postgres and real pg-boss: authentication,
+// validation, the transactional insert + job, de-duplication, and behaviour while the database is down.
+import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import pg from 'pg';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { QUEUES } from '../jobs/queues.ts';
+import { startWorker } from '../jobs/worker.ts';
+import { MAX_WEBHOOK_BYTES } from '../server/webhooks.ts';
+import { startTestApp, type TestApp } from './helpers/app.ts';
+
+const SECRET = `whsec-${randomBytes(16).toString('hex')}`;
+const ADDRESS = '0x8ba1f109551bd432803012645ac136ddd64dba72';
+
+let app: TestApp;
+let userId: string;
+/** Tatum account ids of the user's ETH and USDT accounts; both share one deposit address. */
+const tatumIds = { ETH: randomBytes(12).toString('hex'), USDT: randomBytes(12).toString('hex') };
+const accountIds: Record<string, string> = {};
+
+beforeAll(async () => {
+  app = await startTestApp({ TATUM_WEBHOOK_HMAC_SECRET: SECRET });
+  const { rows } = await app.database.query<{ id: string }>(
+    `insert into users (email, email_verified_at) values ('depositor@example.com', now()) returning id`,
+  );
+  userId = rows[0]!.id;
+  for (const [currency, tatumId] of Object.entries(tatumIds)) {
+    const account = await app.database.query<{ id: string }>(
+      `insert into virtual_accounts (user_id, currency, account_number, tatum_account_id)
+       values ($1, $2, $3, $4) returning id`,
+      [userId, currency, `${userId}-${currency}`, tatumId],
+    );
+    accountIds[currency] = account.rows[0]!.id;
+  }
+});
+afterAll(() => app?.stop());
+
+/** An ACCOUNT_INCOMING_BLOCKCHAIN_TRANSACTION as in tatum-api.md §7.1, with a fresh reference. */
+function notification(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    date: Date.now(),
+    amount: '0.005',
+    currency: 'ETH',
+    subscriptionType: 'ACCOUNT_INCOMING_BLOCKCHAIN_TRANSACTION',
+    accountId: tatumIds.ETH,
+    reference: randomUUID(),
+    txId: `0x${randomBytes(32).toString('hex')}`,
+    blockHash: `0x${randomBytes(32).toString('hex')}`,
+    blockHeight: 19_000_000,
+    from: '0x00000000219ab540356cbb839cbe05303d7705fa',
+    to: ADDRESS,
+    ...overrides,
+  };
+}
+
+/** Exactly Tatum's documented verification code, used here to sign. */
+function tatumSignature(body: unknown, secret = SECRET): string {
+  return createHmac('sha512', secret).update(JSON.stringify(body)).digest('base64');
+}
+
+/** The same scheme over raw bytes, for bodies that are not JSON of an object. */
+function signRaw(raw: string): string {
+  return createHmac('sha512', SECRET).update(raw).digest('base64');
+}
+
+function deliver(body: string | Buffer, signature?: string): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (signature !== undefined) headers['x-payload-hash'] = signature;
+  return fetch(`${app.url}/webhooks/tatum`, { method: 'POST', headers, body });
+}
+
+function deliverSigned(body: Record<string, unknown>): Promise<Response> {
+  return deliver(JSON.stringify(body), tatumSignature(body));
+}
+
+async function depositsWith(reference: unknown) {
+  const { rows } = await app.database.query<{ id: string; virtual_account_id: string; amount: string; status: string }>(
+    `select id, virtual_account_id, trim_scale(amount)::text as amount, status from deposits where reference = $1`,
+    [reference],
+  );
+  return rows;
+}
+
+async function counts(): Promise<{ deposits: number; jobs: number }> {
+  const { rows } = await app.database.query<{ deposits: number; jobs: number }>(
+    `select (select count(*)::int from deposits) as deposits,
+            (select count(*)::int from pgboss.job where name = $1) as jobs`,
+    [QUEUES.depositReceived],
+  );
+  return rows[0]!;
+}
+
+async function jobsFor(depositId: string): Promise<number> {
+  const { rows } = await app.database.query<{ n: number }>(
+    `select count(*)::int as n from pgboss.job where name = $1 and data->>'depositId' = $2`,
+    [QUEUES.depositReceived, depositId],
+  );
+  return rows[0]!.n;
+}
+
+async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (done(value) || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('an authentic notification', () => {
+  it('signed as Tatum documents is stored once, with its job, and answered 200', async () => {
+    const body = notification({ amount: '123456789012345678.123456789012345678' });
+    const res = await deliverSigned(body);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'stored' });
+
+    const rows = await depositsWith(body.reference);
+    expect(rows).toHaveLength(1);
+    // The amount is exact: a float would have lost the last digits.
+    expect(rows[0]).toMatchObject({ virtual_account_id: accountIds.ETH, amount: '123456789012345678.123456789012345678', status: 'pending' });
+    expect(await jobsFor(rows[0]!.id)).toBe(1);
+  });
+
+  it('accepts the older payload that names the account `id`', async () => {
+    const { accountId, subscriptionType, ...older } = notification();
+    const body: Record<string, unknown> = { ...older, id: accountId };
+    expect((await deliverSigned(body)).status).toBe(200);
+    expect(await depositsWith(body.reference)).toMatchObject([{ virtual_account_id: accountIds.ETH }]);
+  });
+
+  it('books to the account the notification names, not to another account on the same address', async () => {
+    const body = notification({ currency: 'USDT', accountId: tatumIds.USDT, amount: '25' });
+    expect((await deliverSigned(body)).status).toBe(200);
+    expect(await depositsWith(body.reference)).toMatchObject([{ virtual_account_id: accountIds.USDT, amount: '25' }]);
+  });
+
+  it('is processed by the worker\'s tatum.deposit-received handler, which marks the deposit received', async () => {
+    const worker = await startWorker(app.services, { queues: [QUEUES.depositReceived] });
+    try {
+      const body = notification();
+      expect((await deliverSigned(body)).status).toBe(200);
+      const [row] = await waitFor(() => depositsWith(body.reference), ([r]) => r?.status === 'received');
+      expect(row?.status).toBe('received');
+    } finally {
+      await worker.stop();
+    }
+  });
+});
+
+describe('a notification that is not authentic', () => {
+  const body = notification();
+  const raw = JSON.stringify(body);
+  const valid = tatumSignature(body);
+  const altered = raw.replace('"amount":"0.005"', '"amount":"0.006"');
+
+  it.each([
+    ['no x-payload-hash header', raw, undefined],
+    ['a hex digest (the old system\'s mistake)', raw, createHmac('sha512', SECRET).update(raw).digest('hex')],
+    ['a lower-cased header value', raw, valid.toLowerCase()],
+    ['a signature made with another secret', raw, tatumSignature(body, `${SECRET}x`)],
+    ['a body altered by one byte after signing', altered, valid],
+    ['an empty header', raw, ''],
+  ])('with %s is refused with 401 and nothing stored', async (_case, sent, signature) => {
+    const before = await counts();
+    const res = await deliver(sent, signature);
+    expect(res.status).toBe(401);
+    expect(await counts()).toEqual(before);
+    expect(await depositsWith(body.reference)).toEqual([]);
+  });
+});
+
+describe('a malformed notification', () => {
+  it('over 64 KiB is refused with 413 before it is read, signed or not', async () => {
+    const body = notification({ padding: 'x'.repeat(MAX_WEBHOOK_BYTES) });
+    const before = await counts();
+    const res = await deliverSigned(body);
+    expect(res.status).toBe(413);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('over 64 KiB without a content-length (chunked) is refused with 413', async () => {
+    const chunk = new TextEncoder().encode('x'.repeat(16 * 1024));
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 5) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const res = await fetch(`${app.url}/webhooks/tatum`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-payload-hash': 'A'.repeat(86) + '==' },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+  });
+
+  it.each([
+    ['JSON that does not parse', '{"amount": "0.005",', /not valid JSON/],
+    ['an amount as a number', JSON.stringify(notification({ amount: 0.005 })), /amount/],
+    ['an amount in exponent notation', JSON.stringify(notification({ amount: '5e-3' })), /amount/],
+    ['a zero amount', JSON.stringify(notification({ amount: '0.000' })), /amount/],
+    ['more fractional digits than numeric(78,36) keeps', JSON.stringify(notification({ amount: `0.${'1'.repeat(37)}` })), /amount/],
+    ['no reference', JSON.stringify(notification({ reference: undefined })), /reference/],
+    ['no account id at all', JSON.stringify(notification({ accountId: undefined })), /accountId/],
+    ['a blockHeight as a string', JSON.stringify(notification({ blockHeight: '12' })), /blockHeight/],
+  ])('with %s is refused with 400 and a readable message, nothing stored', async (_case, raw, message) => {
+    const before = await counts();
+    const res = await deliver(raw, signRaw(raw));
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toMatch(message);
+    expect(await counts()).toEqual(before);
+  });
+});
+
+describe('a notification we can never use', () => {
+  it('for an unknown account is acknowledged (so Tatum stops retrying) and nothing is stored', async () => {
+    const before = await counts();
+    const res = await deliverSigned(notification({ accountId: randomBytes(12).toString('hex') }));
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ status: 'ignored' });
+    expect(await counts()).toEqual(before);
+  });
+
+  it('whose currency is not the named account\'s is not credited to it', async () => {
+    const before = await counts();
+    const res = await deliverSigned(notification({ accountId: tatumIds.ETH, currency: 'USDT' }));
+    expect(res.status).toBe(202);
+    expect(await counts()).toEqual(before);
+  });
+
+  it('that is not an incoming (credited) deposit is acknowledged and not stored', async () => {
+    const before = await counts();
+    const res = await deliverSigned(notification({ subscriptionType: 'ACCOUNT_PENDING_BLOCKCHAIN_TRANSACTION' }));
+    expect(res.status).toBe(202);
+    expect(await counts()).toEqual(before);
+  });
+});
+
+describe('repeated deliveries', () => {
+  it('20 concurrent deliveries of one notification: 20 × 200, one row, one job', async () => {
+    const body = notification();
+    const responses = await Promise.all(Array.from({ length: 20 }, () => deliverSigned(body)));
+    expect(responses.map((r) => r.status)).toEqual(Array(20).fill(200));
+    const statuses = await Promise.all(responses.map(async (r) => ((await r.json()) as { status: string }).status));
+    expect(statuses.filter((s) => s === 'stored')).toHaveLength(1);
+    const rows = await depositsWith(body.reference);
+    expect(rows).toHaveLength(1);
+    expect(await jobsFor(rows[0]!.id)).toBe(1);
+  });
+});
+
+describe('while the database is down', () => {
+  /** Refuses new connections to the app's database and ends the app's open ones (not the test's). */
+  async function setDatabaseAvailable(available: boolean): Promise<void> {
+    const admin = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
+    await admin.connect();
+    try {
+      await admin.query(`alter database ${app.database.name} allow_connections ${available}`);
+      if (!available) {
+        await admin.query(
+          `select pg_terminate_backend(pid) from pg_stat_activity
+           where datname = $1 and application_name like 'tatum-provisioning%'`,
+          [app.database.name],
+        );
+      }
+    } finally {
+      await admin.end();
+    }
+  }
+
+  it('answers 5xx so Tatum retries, and a redelivery after it returns lands once', async () => {
+    const body = notification();
+    const before = await counts();
+    await setDatabaseAvailable(false);
+    try {
+      const res = await deliverSigned(body);
+      expect(res.status).toBe(503);
+    } finally {
+      await setDatabaseAvailable(true);
+    }
+    expect(await counts()).toEqual(before);
+
+    const retried = await deliverSigned(body);
+    expect(retried.status).toBe(200);
+    const again = await deliverSigned(body);
+    expect(await again.json()).toEqual({ status: 'duplicate' });
+    const rows = await depositsWith(body.reference);
+    expect(rows).toHaveLength(1);
+    expect(await jobsFor(rows[0]!.id)).toBe(1);
+  });
+});
+
+describe('the HMAC secret', () => {
+  it('appears in no response and no log line, whatever the outcome', async () => {
+    // Every log line the handler writes, at the most verbose level, captured in memory.
+    const lines: string[] = [];
+    const original = app.services.log;
+    app.services.log = pino({ level: 'trace' }, { write: (line: string) => void lines.push(line) });
+    const responses: string[] = [];
+    try {
+      const body = notification();
+      for (const res of [
+        await deliverSigned(body),
+        await deliverSigned(body),
+        await deliver(JSON.stringify(body), tatumSignature(body, 'another-secret-entirely')),
+        await deliver('{', signRaw('{')),
+        await deliverSigned(notification({ accountId: randomBytes(12).toString('hex') })),
+      ]) {
+        responses.push(await res.text());
+      }
+    } finally {
+      app.services.log = original;
+    }
+    expect(lines.length).toBeGreaterThan(0);
+    for (const text of [...lines, ...responses]) expect(text).not.toContain(SECRET);
+  });
+});
