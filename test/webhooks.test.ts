@@ -1,11 +1,15 @@
 // POST /webhooks/tatum against the real server, real Postgres and real pg-boss: authentication,
 // validation, the transactional insert + job, de-duplication, and behaviour while the database is down.
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { createTRPCClient, httpLink } from '@trpc/client';
 import pg from 'pg';
 import { pino } from 'pino';
+import superjson from 'superjson';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { QUEUES } from '../jobs/queues.ts';
 import { startWorker } from '../jobs/worker.ts';
+import { createSession } from '../server/auth/sessions.ts';
+import type { AppRouter } from '../server/routers/index.ts';
 import { MAX_WEBHOOK_BYTES } from '../server/webhooks.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 
@@ -315,5 +319,74 @@ describe('the HMAC secret', () => {
     }
     expect(lines.length).toBeGreaterThan(0);
     for (const text of [...lines, ...responses]) expect(text).not.toContain(SECRET);
+  });
+});
+
+describe('wallet.deposits', () => {
+  function client(token?: string) {
+    return createTRPCClient<AppRouter>({
+      links: [httpLink({ url: `${app.url}/trpc`, transformer: superjson, headers: () => (token ? { authorization: `Bearer ${token}` } : {}) })],
+    });
+  }
+
+  async function userWithAccount(email: string): Promise<{ token: string; tatumId: string; accountId: string }> {
+    const user = await app.database.query<{ id: string }>(`insert into users (email, email_verified_at) values ($1, now()) returning id`, [email]);
+    const tatumId = randomBytes(12).toString('hex');
+    const account = await app.database.query<{ id: string }>(
+      `insert into virtual_accounts (user_id, currency, account_number, tatum_account_id) values ($1, 'BTC', $2, $3) returning id`,
+      [user.rows[0]!.id, `${email}-BTC`, tatumId],
+    );
+    return { token: await createSession(app.services.db, user.rows[0]!.id), tatumId, accountId: account.rows[0]!.id };
+  }
+
+  it('pages through the signed-in user\'s deposits newest first, amounts as exact strings, no one else\'s', async () => {
+    const alice = await userWithAccount('alice@example.com');
+    const references: string[] = [];
+    for (const amount of ['0.00000001', '21000000.12345678', '1']) {
+      const body = notification({ currency: 'BTC', accountId: alice.tatumId, amount, from: undefined, index: 1 });
+      expect((await deliverSigned(body)).status).toBe(200);
+      references.push(body.reference as string);
+    }
+    // Three more that share one created_at, so the order between them rests on the id alone.
+    const tied = await app.database.query<{ reference: string }>(
+      `insert into deposits (reference, virtual_account_id, currency, amount, tx_id, payload, created_at)
+       select gen_random_uuid()::text, $1, 'BTC', 2, 'tx', '{}', '2020-01-01T00:00:00.123456Z' from generate_series(1, 3)
+       returning reference`,
+      [alice.accountId],
+    );
+
+    const pages: Array<{ reference: string; amount: string }[]> = [];
+    let cursor: string | undefined;
+    do {
+      const page = await client(alice.token).wallet.deposits.query({ limit: 2, cursor });
+      pages.push(page.items.map(({ reference, amount }) => ({ reference, amount })));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+
+    expect(pages.map((p) => p.length)).toEqual([2, 2, 2]);
+    const seen = pages.flat();
+    expect(seen.slice(0, 3)).toEqual([
+      { reference: references[2], amount: '1' },
+      { reference: references[1], amount: '21000000.12345678' },
+      { reference: references[0], amount: '0.00000001' },
+    ]);
+    const { rows: tiedOrder } = await app.database.query<{ reference: string }>(
+      `select reference from deposits where reference = any($1) order by id desc`,
+      [tied.rows.map((r) => r.reference)],
+    );
+    expect(seen.slice(3).map((d) => d.reference)).toEqual(tiedOrder.map((r) => r.reference));
+    // Other users' deposits exist, yet the six above were all there was.
+    const firstUserDeposit = await app.database.query(`select 1 from deposits where virtual_account_id = $1 limit 1`, [accountIds.ETH]);
+    expect(firstUserDeposit.rowCount).toBe(1);
+  });
+
+  it('answers UNAUTHORIZED without a session and BAD_REQUEST for a forged cursor', async () => {
+    await expect(client().wallet.deposits.query({})).rejects.toMatchObject({ data: { code: 'UNAUTHORIZED' } });
+    const bob = await userWithAccount('bob@example.com');
+    await expect(client(bob.token).wallet.deposits.query({ cursor: 'not-a-cursor' })).rejects.toMatchObject({
+      data: { code: 'BAD_REQUEST' },
+      message: expect.stringMatching(/cursor/),
+    });
+    await expect(client(bob.token).wallet.deposits.query()).resolves.toEqual({ items: [], nextCursor: null });
   });
 });
