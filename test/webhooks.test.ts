@@ -1,13 +1,22 @@
 // POST /webhooks/tatum against the real server, real Postgres and real pg-boss: authentication,
 // validation, the transactional insert + job, de-duplication, and behaviour while the database is down.
 import { createHmac, randomBytes, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createTRPCClient, httpLink } from '@trpc/client';
+import { sql } from 'drizzle-orm';
 import pg from 'pg';
 import { pino } from 'pino';
 import superjson from 'superjson';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { queryRows } from '../db/client.ts';
+import { parseConfig } from '../jobs/config.ts';
+import { createLogger } from '../jobs/logger.ts';
+import { receiveDeposit } from '../jobs/deposits.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import { startWorker } from '../jobs/worker.ts';
+import { startApp } from '../server/app.ts';
 import { createSession } from '../server/auth/sessions.ts';
 import type { AppRouter } from '../server/routers/index.ts';
 import { MAX_WEBHOOK_BYTES } from '../server/webhooks.ts';
@@ -148,6 +157,20 @@ describe('an authentic notification', () => {
     } finally {
       await worker.stop();
     }
+  });
+});
+
+describe('the tatum.deposit-received handler', () => {
+  it('leaves a received deposit as it is when the job runs again, and fails for a deposit that does not exist', async () => {
+    const body = notification();
+    expect((await deliverSigned(body)).status).toBe(200);
+    const [row] = await depositsWith(body.reference);
+    const { db, log } = app.services;
+    await receiveDeposit({ db }, { data: { depositId: row!.id } }, log);
+    await receiveDeposit({ db }, { data: { depositId: row!.id } }, log);
+    expect(await depositsWith(body.reference)).toMatchObject([{ status: 'received' }]);
+    await expect(receiveDeposit({ db }, { data: { depositId: randomUUID() } }, log)).rejects.toThrow(/does not exist/);
+    await expect(receiveDeposit({ db }, { data: { depositId: 'nope' } }, log)).rejects.toThrow();
   });
 });
 
@@ -388,5 +411,32 @@ describe('wallet.deposits', () => {
       message: expect.stringMatching(/cursor/),
     });
     await expect(client(bob.token).wallet.deposits.query()).resolves.toEqual({ items: [], nextCursor: null });
+  });
+});
+
+describe('embedded mode (PGlite, worker in the server process)', () => {
+  it('stores a webhook and its job in one PGlite transaction, and the in-process worker marks it received', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'webhooks-pglite-'));
+    const embedded = await startApp(parseConfig({ PORT: '0', DATA_DIR: dataDir, TATUM_WEBHOOK_HMAC_SECRET: SECRET }), createLogger({ level: 'silent' }));
+    try {
+      const { db } = embedded.services;
+      const [user] = await queryRows<{ id: string }>(db, sql`insert into users (email) values ('embedded@example.com') returning id`);
+      const tatumId = randomBytes(12).toString('hex');
+      await db.execute(sql`insert into virtual_accounts (user_id, currency, account_number, tatum_account_id)
+                           values (${user!.id}, 'LTC', 'embedded-LTC', ${tatumId})`);
+      const body = notification({ currency: 'LTC', accountId: tatumId, amount: '0.5' });
+      const res = await fetch(`${embedded.url}/webhooks/tatum`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-payload-hash': tatumSignature(body) },
+        body: JSON.stringify(body),
+      });
+      expect(res.status).toBe(200);
+      const statusOf = async () =>
+        (await queryRows<{ status: string }>(db, sql`select status from deposits where reference = ${body.reference}`))[0]?.status;
+      expect(await waitFor(statusOf, (status) => status === 'received')).toBe('received');
+    } finally {
+      await embedded.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });
