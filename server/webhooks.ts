@@ -82,7 +82,7 @@ export function tatumWebhookRoute(services: AppServices): RouteHandler {
     const accountId = payload.accountId ?? payload.id;
     if (outcome === 'unknown-account') {
       // Retrying would never help, so acknowledge it; the warning is what an operator acts on.
-      services.log.warn({ accountId, currency: payload.currency, reference: payload.reference }, 'webhook for an unknown account: nothing credited');
+      services.log.warn({ accountId, currency: payload.currency, reference: payload.reference }, 'webhook names no account of ours with that Tatum id and currency: nothing credited');
       return sendJson(res, 202, { status: 'ignored' });
     }
     services.log.info({ accountId, reference: payload.reference, outcome }, 'webhook accepted');
