@@ -28,8 +28,10 @@ afterAll(() => database.drop());
 
 const db = () => database.handle.db;
 
-async function walletRows(): Promise<{ chain: Chain; xpub: string; mnemonic_encrypted: string; created_at: Date }[]> {
-  return (await database.query('select chain, xpub, mnemonic_encrypted, created_at from master_wallets order by chain')).rows as never;
+type WalletRow = { chain: Chain; xpub: string; mnemonic_encrypted: string; created_at: Date };
+
+async function walletRows(): Promise<WalletRow[]> {
+  return (await database.query<WalletRow>('select chain, xpub, mnemonic_encrypted, created_at from master_wallets order by chain')).rows;
 }
 
 /** The seed's encryption, exactly: AES-256-CBC, key = UTF-8 bytes of the 32-character key, hex `iv:ciphertext`. */
