@@ -176,6 +176,8 @@ describe('refusals', () => {
     const xprv = HDKey.fromMasterSeed(bip39.mnemonicToSeedSync(ABANDON)).derive("m/44'/60'/0'/0").privateExtendedKey;
     expect(() => addressFromXpub('ethereum', xprv, 1)).toThrow(/got a private one/);
     expect(() => addressFromXpub('ethereum', 'not an xpub', 1)).toThrow(/Not a ethereum account xpub/);
+    const slip132Account = 'xpub6BosfCnifzxcFwrSzQiqu2DBVTshkCXacvNsWGYJVVhhawA7d4R5WSWGFNbi8Aw6ZRc1brxMyWMzG3DSSSSoekkudhUd9yLb6qx39T9nMdj';
+    expect(() => addressFromXpub('bitcoin', slip132Account, 1)).toThrow(/got depth 3/);
   });
 
   it('rejects an invalid mnemonic without echoing it', () => {

@@ -46,6 +46,9 @@ const SPECS: Record<Chain, ChainSpec> = {
   tron: { coin: 195, family: 'tron', versions: BITCOIN_VERSIONS },
 };
 
+/** Depth of m/44'/coin'/0'/0, the key whose xpub Tatum accounts are created with. */
+const ACCOUNT_DEPTH = 4;
+
 /** The highest non-hardened BIP-32 child index. */
 export const MAX_INDEX = HARDENED_OFFSET - 1;
 
@@ -95,6 +98,10 @@ export function addressFromXpub(chain: Chain, xpub: string, index: number): stri
     throw new Error(`Not a ${chain} account xpub`);
   }
   if (account.privateKey) throw new Error(`Expected a ${chain} extended public key, got a private one`);
+  // Any other depth would derive valid-looking addresses that no key of ours controls.
+  if (account.depth !== ACCOUNT_DEPTH) {
+    throw new Error(`Expected a ${chain} account xpub (m/44'/coin'/0'/0, depth ${ACCOUNT_DEPTH}), got depth ${account.depth}`);
+  }
   const publicKey = account.deriveChild(index).publicKey;
   if (!publicKey) throw new Error(`Could not derive ${chain} child ${index}`);
   return addressOfPublicKey(chain, publicKey);
