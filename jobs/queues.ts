@@ -1,7 +1,7 @@
 // Queue names and the one place queues are created. The seed's Bull queue `tatum` with job
 // `create-virtual-account` becomes the pg-boss queue `tatum.create-virtual-account`, so both names
 // stay visible in SQL and dashboards; every queue of the `tatum` group starts with `tatum.`.
-import type { PgBoss, Queue } from 'pg-boss';
+import type { PgBoss, Queue, QueuePolicy } from 'pg-boss';
 import type { Config } from './config.ts';
 
 export const QUEUE_GROUP = 'tatum';
@@ -23,9 +23,11 @@ export interface ProvisionJob {
 }
 
 /** The queues workers take jobs from, each with where its jobs go after the last attempt. */
-export const WORK_QUEUES: ReadonlyArray<{ name: QueueName; deadLetter?: QueueName; expireInSeconds: number }> = [
-  // A provisioning run is a handful of rate-limited Tatum calls; ten minutes is far beyond a healthy one.
-  { name: QUEUES.provision, deadLetter: QUEUES.provisionDead, expireInSeconds: 600 },
+export const WORK_QUEUES: ReadonlyArray<{ name: QueueName; deadLetter?: QueueName; expireInSeconds: number; policy?: QueuePolicy }> = [
+  // `exclusive` with the user id as singletonKey: at most one provisioning job per user is waiting,
+  // retrying or running, so verify, reconcile and backfill never pile up jobs for one user. A
+  // provisioning run is a handful of rate-limited Tatum calls; ten minutes is far beyond a healthy one.
+  { name: QUEUES.provision, deadLetter: QUEUES.provisionDead, expireInSeconds: 600, policy: 'exclusive' },
   { name: QUEUES.depositReceived, deadLetter: QUEUES.depositReceivedDead, expireInSeconds: 300 },
   // The next scheduled run replaces a failed reconcile, so it has no dead letter queue.
   { name: QUEUES.reconcile, expireInSeconds: 600 },
@@ -56,10 +58,10 @@ export function retryPolicy(config: Config): Pick<Queue, 'retryLimit' | 'retryDe
  */
 export async function createQueues(boss: PgBoss, config: Config): Promise<void> {
   for (const { deadLetter } of WORK_QUEUES) {
-    if (deadLetter) await ensureQueue(boss, deadLetter, {});
+    if (deadLetter) await ensureQueue(boss, deadLetter, undefined, {});
   }
-  for (const { name, deadLetter, expireInSeconds } of WORK_QUEUES) {
-    await ensureQueue(boss, name, {
+  for (const { name, deadLetter, expireInSeconds, policy } of WORK_QUEUES) {
+    await ensureQueue(boss, name, policy, {
       ...retryPolicy(config),
       ...(deadLetter ? { deadLetter } : {}),
       expireInSeconds,
@@ -70,7 +72,8 @@ export async function createQueues(boss: PgBoss, config: Config): Promise<void> 
   }
 }
 
-async function ensureQueue(boss: PgBoss, name: QueueName, options: Omit<Queue, 'name'>): Promise<void> {
-  await boss.createQueue(name, options); // does nothing when the queue exists
+async function ensureQueue(boss: PgBoss, name: QueueName, policy: QueuePolicy | undefined, options: Omit<Queue, 'name' | 'policy'>): Promise<void> {
+  // Does nothing when the queue exists; the policy is fixed at creation, the options are not.
+  await boss.createQueue(name, { ...options, ...(policy ? { policy } : {}) });
   if (Object.keys(options).length > 0) await boss.updateQueue(name, options);
 }

@@ -248,7 +248,7 @@ describe('invalid input', () => {
   ])('%s with %s is a 400 with zod message', async (procedure, _label, input, message) => {
     const res = await post(procedure, JSON.stringify({ json: input }));
     expect(res.status).toBe(400);
-    const body = await res.json();
+    const body = (await res.json()) as { error: { json: { message: string; data: { code: string } } } };
     expect(body.error.json.data.code).toBe('BAD_REQUEST');
     expect(body.error.json.message).toMatch(message);
   });

@@ -56,8 +56,9 @@ export async function verify({ db, boss, config }: AppServices, input: { email: 
     await tx.update(users).set({ emailVerifiedAt: sql`now()` }).where(eq(users.id, user.id));
     const sessionToken = await createSession(tx, user.id);
     const job: ProvisionJob = { userId: user.id };
-    const jobId = await boss.send(QUEUES.provision, job, { db: bossDb(tx) });
-    // A standard queue never refuses a send; if it ever did, the verification must not commit alone.
+    // The queue is `exclusive` per singletonKey; a user who is only now verified has no job to collide
+    // with, and should one exist all the same, the verification must not commit without its own job.
+    const jobId = await boss.send(QUEUES.provision, job, { db: bossDb(tx), singletonKey: user.id });
     if (!jobId) throw new Error('the provisioning job was not created');
     return { ok: true, result: { userId: user.id, sessionToken, jobId } };
   });
