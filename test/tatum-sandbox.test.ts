@@ -4,7 +4,7 @@
 import { createHmac } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { addressFromXpub } from '../jobs/custody/hd.ts';
-import { IncomingTransactionWebhook } from '../jobs/tatum/schemas.ts';
+import { IncomingTransactionWebhook, type Account } from '../jobs/tatum/schemas.ts';
 import { retryDelayMs, type WebhookAttemptEvent, type WebhookRecord } from '../jobs/tatum/sandbox/webhooks.ts';
 import { startSandbox } from '../jobs/tatum/sandbox/server.ts';
 import { startTestSandbox, startWebhookReceiver, TEST_XPUBS, type TestSandbox, type WebhookReceiver } from './helpers/sandbox.ts';
@@ -55,8 +55,8 @@ function attempt(predicate: (e: WebhookAttemptEvent) => boolean, timeoutMs = 10_
 describe('ledger rules', () => {
   it('is not idempotent: two identical creates make two accounts for one (updated) customer', async () => {
     const body = { currency: 'BTC', xpub: TEST_XPUBS.bitcoin, customer: { externalId: 'twice' }, accountNumber: 'same' };
-    const first = await (await tatum('POST', '/v3/ledger/account', body)).json();
-    const second = await (await tatum('POST', '/v3/ledger/account', { ...body, customer: { externalId: 'twice', providerCountry: 'DE' } })).json();
+    const first = (await (await tatum('POST', '/v3/ledger/account', body)).json()) as Account;
+    const second = (await (await tatum('POST', '/v3/ledger/account', { ...body, customer: { externalId: 'twice', providerCountry: 'DE' } })).json()) as Account;
     expect(first.id).not.toBe(second.id);
     expect(first.customerId).toBe(second.customerId);
     expect(first).toMatchObject({ balance: { accountBalance: '0', availableBalance: '0' }, accountingCurrency: 'EUR' });
@@ -266,8 +266,8 @@ describe('webhooks', () => {
     expect(after.failedAttempts - before.failedAttempts).toBe(1);
     expect(after.delivered - before.delivered).toBe(1);
 
-    const listed = await (await tatum('GET', '/v3/subscription/webhook?pageSize=50')).json();
-    expect(listed.find((w: WebhookRecord) => w.id === record.id)).toMatchObject({ type: 'INCOMING_BLOCKCHAIN_HOOK', retryCount: 1, failed: false });
+    const listed = (await (await tatum('GET', '/v3/subscription/webhook?pageSize=50')).json()) as WebhookRecord[];
+    expect(listed.find((w) => w.id === record.id)).toMatchObject({ type: 'INCOMING_BLOCKCHAIN_HOOK', retryCount: 1, failed: false });
   });
 
   it('gives up after the configured number of retries', async () => {
