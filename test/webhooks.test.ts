@@ -6,10 +6,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createTRPCClient, httpLink } from '@trpc/client';
 import { sql } from 'drizzle-orm';
-import pg from 'pg';
 import { pino } from 'pino';
 import superjson from 'superjson';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../db/client.ts';
 import { parseConfig } from '../jobs/config.ts';
 import { createLogger } from '../jobs/logger.ts';
@@ -21,6 +20,7 @@ import { createSession } from '../server/auth/sessions.ts';
 import type { AppRouter } from '../server/routers/index.ts';
 import { MAX_WEBHOOK_BYTES } from '../server/webhooks.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
+import { eventually, setDatabaseAvailable } from './helpers/outage.ts';
 
 const SECRET = `whsec-${randomBytes(16).toString('hex')}`;
 const ADDRESS = '0x8ba1f109551bd432803012645ac136ddd64dba72';
@@ -111,15 +111,6 @@ async function jobsFor(depositId: string): Promise<number> {
   return rows[0]!.n;
 }
 
-async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe('an authentic notification', () => {
   it('signed as Tatum documents is stored once, with its job, and answered 200', async () => {
     const body = notification({ amount: '123456789012345678.123456789012345678' });
@@ -152,7 +143,7 @@ describe('an authentic notification', () => {
     try {
       const body = notification();
       expect((await deliverSigned(body)).status).toBe(200);
-      const [row] = await waitFor(() => depositsWith(body.reference), ([r]) => r?.status === 'received');
+      const [row] = await eventually(() => depositsWith(body.reference), ([r]) => r?.status === 'received');
       expect(row?.status).toBe('received');
     } finally {
       await worker.stop();
@@ -279,33 +270,15 @@ describe('repeated deliveries', () => {
 });
 
 describe('while the database is down', () => {
-  /** Refuses new connections to the app's database and ends the app's open ones (not the test's). */
-  async function setDatabaseAvailable(available: boolean): Promise<void> {
-    const admin = new pg.Client({ connectionString: inject('adminDatabaseUrl') });
-    await admin.connect();
-    try {
-      await admin.query(`alter database ${app.database.name} allow_connections ${available}`);
-      if (!available) {
-        await admin.query(
-          `select pg_terminate_backend(pid) from pg_stat_activity
-           where datname = $1 and application_name like 'tatum-provisioning%'`,
-          [app.database.name],
-        );
-      }
-    } finally {
-      await admin.end();
-    }
-  }
-
   it('answers 5xx so Tatum retries, and a redelivery after it returns lands once', async () => {
     const body = notification();
     const before = await counts();
-    await setDatabaseAvailable(false);
+    await setDatabaseAvailable(app.database.name, false);
     try {
       const res = await deliverSigned(body);
       expect(res.status).toBe(503);
     } finally {
-      await setDatabaseAvailable(true);
+      await setDatabaseAvailable(app.database.name, true);
     }
     expect(await counts()).toEqual(before);
 
@@ -433,7 +406,7 @@ describe('embedded mode (PGlite, worker in the server process)', () => {
       expect(res.status).toBe(200);
       const statusOf = async () =>
         (await queryRows<{ status: string }>(db, sql`select status from deposits where reference = ${body.reference}`))[0]?.status;
-      expect(await waitFor(statusOf, (status) => status === 'received')).toBe('received');
+      expect(await eventually(statusOf, (status) => status === 'received')).toBe('received');
     } finally {
       await embedded.close();
       rmSync(dataDir, { recursive: true, force: true });
