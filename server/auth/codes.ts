@@ -13,10 +13,17 @@ export function generateCode(): string {
   return randomInt(0, 1_000_000).toString().padStart(6, '0');
 }
 
+const keys = new WeakMap<RuntimeConfig, Buffer>();
+
 function codeKey(config: RuntimeConfig): Buffer {
-  const master = parseEncryptionKey(config.ENCRYPTION_KEY);
-  if (!master) throw new Error('ENCRYPTION_KEY is not a valid key'); // the config schema prevents this
-  return Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), 'verification-code', 32));
+  let key = keys.get(config);
+  if (!key) {
+    const master = parseEncryptionKey(config.ENCRYPTION_KEY);
+    if (!master) throw new Error('ENCRYPTION_KEY is not a valid key'); // the config schema prevents this
+    key = Buffer.from(hkdfSync('sha256', master, Buffer.alloc(0), 'verification-code', 32));
+    keys.set(config, key);
+  }
+  return key;
 }
 
 export function hashCode(config: RuntimeConfig, userId: string, code: string): string {

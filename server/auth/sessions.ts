@@ -16,14 +16,18 @@ function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('hex');
 }
 
+/** A fresh token and the hash the database keeps of it. */
+export function newSession(): { token: string; tokenHash: string } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, tokenHash: tokenHash(token) };
+}
+
+export const SESSION_EXPIRES_AT = sql`now() + ${SESSION_TTL_MS}::float8 * interval '1 millisecond'`;
+
 /** Creates a session and returns its token; the only time the token exists outside the client. */
 export async function createSession(db: Executor, userId: string): Promise<string> {
-  const token = randomBytes(32).toString('base64url');
-  await db.insert(sessions).values({
-    userId,
-    tokenHash: tokenHash(token),
-    expiresAt: sql`now() + ${SESSION_TTL_MS}::float8 * interval '1 millisecond'`,
-  });
+  const { token, tokenHash } = newSession();
+  await db.insert(sessions).values({ userId, tokenHash, expiresAt: SESSION_EXPIRES_AT });
   return token;
 }
 
