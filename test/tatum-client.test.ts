@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(() => sandbox.close());
 beforeEach(() => {
   // Every test starts with no faults, whatever the previous one set.
-  sandbox.configure({ error500Rate: 0, timeoutRate: 0, dropAfterCommitRate: 0, rateLimitRps: null, wrongAddress: false, faultRoutes: [...CREATE_ROUTES] });
+  sandbox.configure({ error500Rate: 0, timeoutRate: 0, dropAfterCommitRate: 0, dropStyle: 'reset', rateLimitRps: null, wrongAddress: false, faultRoutes: [...CREATE_ROUTES] });
 });
 
 async function caught(promise: Promise<unknown>): Promise<TatumError> {
@@ -215,6 +215,14 @@ describe('retry policy', () => {
     // The caller reconciles by looking up what it may have created.
     sandbox.configure({ dropAfterCommitRate: 0 });
     expect(await client.getAccountsByAccountNumber('dropped-1')).toHaveLength(1);
+  });
+  it('a response held after the ledger committed: the client times out, the account exists', async () => {
+    sandbox.configure({ dropAfterCommitRate: 1, dropStyle: 'hold', timeoutHoldMs: 10_000 });
+    const client = sandbox.client({ timeoutMs: 150 });
+    const error = await caught(client.createAccount({ currency: 'LTC', accountNumber: 'held-1' }));
+    expect(error).toMatchObject({ kind: 'timeout', maybeCreated: true });
+    sandbox.configure({ dropAfterCommitRate: 0, dropStyle: 'reset' });
+    expect(await client.getAccountsByAccountNumber('held-1')).toHaveLength(1);
   });
 });
 

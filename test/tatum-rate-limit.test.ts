@@ -2,6 +2,8 @@
 // one row of rate_limits. Asserted on the reserved slots (database clock), not on sleeps.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openDatabase, type DatabaseHandle } from '../db/client.ts';
+import { parseConfig } from '../jobs/config.ts';
+import { createTatumClient } from '../jobs/tatum/client.ts';
 import { createTatumRateLimiter } from '../jobs/tatum/rate-limit.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { startTestSandbox, TEST_XPUBS, type TestSandbox } from './helpers/sandbox.ts';
@@ -79,5 +81,16 @@ describe('global Tatum rate limit', () => {
     expect(refused).toBeGreaterThan(0);
     // Retry-After: 1 from the sandbox, pushed to the shared row once per 429.
     expect(pushedBack).toEqual(Array(refused).fill(1000));
+  });
+
+  it('createTatumClient: the sandbox key and URL in sandbox mode, the shared limiter row, no silent default URL', async () => {
+    const config = parseConfig({ TATUM_MAX_RPS: '50' });
+    expect(() => createTatumClient(config, database.handle.db)).toThrow(/sandbox URL/);
+
+    sandbox.configure({ rateLimitRps: null });
+    const client = createTatumClient(config, database.handle.db, { sandboxUrl: sandbox.url });
+    await client.createAccount({ currency: 'BTC' });
+    const { rows } = await database.query("select name from rate_limits where name = 'tatum'");
+    expect(rows).toHaveLength(1);
   });
 });

@@ -8,8 +8,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ofetch } from 'ofetch';
 import { z } from 'zod';
+import type { Executor } from '../../db/client.ts';
+import type { Config } from '../config.ts';
 import { TatumError, type TatumErrorKind } from './errors.ts';
-import type { RateLimiter } from './rate-limit.ts';
+import { createTatumRateLimiter, type RateLimiter } from './rate-limit.ts';
+import { SANDBOX_API_KEY } from './sandbox/server.ts';
 import {
   Account,
   Address,
@@ -330,6 +333,30 @@ export class TatumClient {
     // Up to 20 % jitter so processes refused together do not come back together.
     return Math.min(this.#retry.maxDelayMs, exponential * (1 + Math.random() * 0.2));
   }
+}
+
+export const TATUM_API_URL = 'https://api.tatum.io';
+
+/**
+ * The client a process uses, from configuration: TATUM_API_KEY (the sandbox key in sandbox mode),
+ * TATUM_BASE_URL, TATUM_TIMEOUT_MS, and TATUM_MAX_RPS shared through `db` with every other process.
+ * In sandbox mode the URL is the sandbox's (`sandboxUrl` when embedded); none is an error, never a
+ * silent fallback to the real Tatum.
+ */
+export function createTatumClient(
+  config: Pick<Config, 'mode' | 'TATUM_API_KEY' | 'TATUM_BASE_URL' | 'TATUM_TIMEOUT_MS' | 'TATUM_MAX_RPS'>,
+  db: Executor,
+  options: { sandboxUrl?: string; onRequest?: TatumClientOptions['onRequest'] } = {},
+): TatumClient {
+  const baseUrl = config.mode === 'live' ? (config.TATUM_BASE_URL ?? TATUM_API_URL) : (options.sandboxUrl ?? config.TATUM_BASE_URL);
+  if (baseUrl === undefined) throw new Error('Sandbox mode needs the sandbox URL: start the embedded sandbox or set TATUM_BASE_URL');
+  return new TatumClient({
+    baseUrl,
+    apiKey: config.TATUM_API_KEY ?? SANDBOX_API_KEY,
+    timeoutMs: config.TATUM_TIMEOUT_MS,
+    rateLimiter: createTatumRateLimiter(db, { maxRps: config.TATUM_MAX_RPS }),
+    onRequest: options.onRequest,
+  });
 }
 
 function parseJson(text: string): unknown {

@@ -27,8 +27,9 @@ export const SandboxKnobs = z
     dropAfterCommitRate: fraction.default(0),
     /** Route keys ('METHOD /template') faults apply to. */
     faultRoutes: z.array(z.string()).default([...CREATE_ROUTES]),
-    /** How a committed request loses its response: the socket is reset, or a 500 is answered. */
-    dropStyle: z.enum(['reset', '500']).default('reset'),
+    /** How a committed request loses its response: the socket is reset, a 500 is answered, or
+     * nothing is answered until `timeoutHoldMs` (the client times out). */
+    dropStyle: z.enum(['reset', '500', 'hold']).default('reset'),
     /** How long a timeout fault holds the request before dropping the connection. */
     timeoutHoldMs: z.number().int().min(0).default(60_000),
     /** Address generation answers the address of index + 1 (for the key/address mismatch guard). */

@@ -1,6 +1,6 @@
 // `npm run tatum:sandbox -- [--port 4010] [--host 127.0.0.1] [--api-key KEY] [--latency-ms N]
 //   [--rate-limit-rps N] [--error500-rate F] [--timeout-rate F] [--drop-after-commit-rate F]
-//   [--seed N] [--webhook-compression N]`
+//   [--drop-style reset|500|hold] [--seed N] [--webhook-compression N]`
 // Starts the Tatum sandbox alone and prints its URL and API key. Sandbox settings are flags, not
 // environment variables: jobs/config.ts owns the environment.
 import { parseArgs } from 'node:util';
@@ -17,6 +17,7 @@ const Flags = z
     'error500-rate': z.coerce.number().optional(),
     'timeout-rate': z.coerce.number().optional(),
     'drop-after-commit-rate': z.coerce.number().optional(),
+    'drop-style': z.enum(['reset', '500', 'hold']).optional(),
     seed: z.coerce.number().optional(),
     'webhook-compression': z.coerce.number().optional(),
   })
@@ -41,6 +42,7 @@ try {
     error500Rate: flags['error500-rate'],
     timeoutRate: flags['timeout-rate'],
     dropAfterCommitRate: flags['drop-after-commit-rate'],
+    dropStyle: flags['drop-style'],
     seed: flags.seed,
     webhookCompression: flags['webhook-compression'],
   });

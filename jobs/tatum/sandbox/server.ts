@@ -221,6 +221,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     const result = await run(req, (body) => match.route.handle({ params: match.params, query, body }));
     if (fault === 'dropAfterCommit') {
       if (knobs.dropStyle === '500') return respond({ status: 500, body: INTERNAL_ERROR });
+      if (knobs.dropStyle === 'hold') return hold(req, routeKey);
       count(routeKey, 'dropped');
       req.socket.destroy();
       return;
