@@ -15,7 +15,7 @@ beforeAll(async () => {
 afterAll(() => sandbox.close());
 beforeEach(() => {
   // Every test starts with no faults, whatever the previous one set.
-  sandbox.configure({ error500Rate: 0, timeoutRate: 0, dropAfterCommitRate: 0, dropStyle: 'reset', rateLimitRps: null, wrongAddress: false, faultRoutes: [...CREATE_ROUTES] });
+  sandbox.configure({ error500Rate: 0, timeoutRate: 0, dropAfterCommitRate: 0, malformedRate: 0, dropStyle: 'reset', rateLimitRps: null, wrongAddress: false, faultRoutes: [...CREATE_ROUTES] });
 });
 
 async function caught(promise: Promise<unknown>): Promise<TatumError> {
@@ -223,6 +223,16 @@ describe('retry policy', () => {
     expect(error).toMatchObject({ kind: 'timeout', maybeCreated: true });
     sandbox.configure({ dropAfterCommitRate: 0, dropStyle: 'reset' });
     expect(await client.getAccountsByAccountNumber('held-1')).toHaveLength(1);
+  });
+  it('a 2xx that is not Tatum\'s shape is an error, not a crash; for a write, maybe created', async () => {
+    sandbox.configure({ malformedRate: 1, faultRoutes: ['POST /v3/ledger/account', 'GET /v3/ledger/account'] });
+    const client = sandbox.client();
+    const write = await caught(client.createAccount({ currency: 'BTC', accountNumber: 'malformed-1' }));
+    expect(write).toMatchObject({ kind: 'invalid-response', maybeCreated: true, status: undefined });
+    const read = await caught(client.getAccountsByAccountNumber('malformed-1'));
+    expect(read).toMatchObject({ kind: 'invalid-response', maybeCreated: false });
+    sandbox.configure({ malformedRate: 0 });
+    expect(await client.getAccountsByAccountNumber('malformed-1')).toHaveLength(1);
   });
 });
 

@@ -20,11 +20,13 @@ export const SandboxKnobs = z
     latencyMs: z.number().int().min(0).max(600_000).default(0),
     /** Requests per second (sliding 1 s window) before answering 429 with Retry-After; null = none. */
     rateLimitRps: z.number().positive().nullable().default(null),
-    /** Fractions of requests to `faultRoutes` that fail: 500 before the ledger, no answer, or
-     * applied on the ledger and then the response lost. */
+    /** Fractions of requests to `faultRoutes` that fail: 500 before the ledger, no answer, applied
+     * on the ledger and then the response lost, or applied and answered 200 with a body that is not
+     * Tatum's (a misbehaving proxy). */
     error500Rate: fraction.default(0),
     timeoutRate: fraction.default(0),
     dropAfterCommitRate: fraction.default(0),
+    malformedRate: fraction.default(0),
     /** Route keys ('METHOD /template') faults apply to. */
     faultRoutes: z.array(z.string()).default([...CREATE_ROUTES]),
     /** How a committed request loses its response: the socket is reset, a 500 is answered, or
@@ -41,8 +43,8 @@ export const SandboxKnobs = z
     webhookRetries: z.number().int().min(0).max(9).default(9),
     webhookTimeoutMs: z.number().int().min(1).max(600_000).default(10_000),
   })
-  .refine((k) => k.error500Rate + k.timeoutRate + k.dropAfterCommitRate <= 1, {
-    error: 'error500Rate + timeoutRate + dropAfterCommitRate must not exceed 1',
+  .refine((k) => k.error500Rate + k.timeoutRate + k.dropAfterCommitRate + k.malformedRate <= 1, {
+    error: 'error500Rate + timeoutRate + dropAfterCommitRate + malformedRate must not exceed 1',
   });
 export type SandboxKnobs = z.infer<typeof SandboxKnobs>;
 export type SandboxKnobsInput = z.input<typeof SandboxKnobs>;
@@ -55,6 +57,7 @@ export const SandboxKnobsPatch = z
     error500Rate: z.number(),
     timeoutRate: z.number(),
     dropAfterCommitRate: z.number(),
+    malformedRate: z.number(),
     faultRoutes: z.array(z.string()),
     dropStyle: z.string(),
     timeoutHoldMs: z.number(),
@@ -67,7 +70,7 @@ export const SandboxKnobsPatch = z
   .partial()
   .strict();
 
-export type Fault = 'error500' | 'timeout' | 'dropAfterCommit';
+export type Fault = 'error500' | 'timeout' | 'dropAfterCommit' | 'malformed';
 
 /** mulberry32: tiny, fast and good enough to pick faults reproducibly. */
 export function seededRandom(seed: number): () => number {
@@ -85,8 +88,15 @@ export function seededRandom(seed: number): () => number {
 export function pickFault(knobs: SandboxKnobs, routeKey: string, random: () => number): Fault | undefined {
   if (!knobs.faultRoutes.includes(routeKey)) return undefined;
   const draw = random();
-  if (draw < knobs.error500Rate) return 'error500';
-  if (draw < knobs.error500Rate + knobs.timeoutRate) return 'timeout';
-  if (draw < knobs.error500Rate + knobs.timeoutRate + knobs.dropAfterCommitRate) return 'dropAfterCommit';
+  let threshold = 0;
+  for (const [fault, rate] of [
+    ['error500', knobs.error500Rate],
+    ['timeout', knobs.timeoutRate],
+    ['dropAfterCommit', knobs.dropAfterCommitRate],
+    ['malformed', knobs.malformedRate],
+  ] as const) {
+    threshold += rate;
+    if (draw < threshold) return fault;
+  }
   return undefined;
 }

@@ -99,7 +99,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   );
   const routes = tatumRoutes(ledger, sender);
   const requests: SandboxCounters['requests'] = {};
-  const faults: Record<Fault, number> = { error500: 0, timeout: 0, dropAfterCommit: 0 };
+  const faults: Record<Fault, number> = { error500: 0, timeout: 0, dropAfterCommit: 0, malformed: 0 };
   let rateLimited = 0;
   let blockHeight = 1_000_000;
   const recentRequests: number[] = [];
@@ -224,6 +224,11 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       if (knobs.dropStyle === 'hold') return hold(req, routeKey);
       count(routeKey, 'dropped');
       req.socket.destroy();
+      return;
+    }
+    if (fault === 'malformed') {
+      count(routeKey, 'malformed');
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>upstream says hello</body></html>');
       return;
     }
     respond(result);
