@@ -134,6 +134,7 @@ describe('wire format', () => {
     expect(await res.text()).toBe('');
     expect((await tatum('DELETE', '/v3/subscription')).status).toBe(204);
     expect((await tatum('GET', '/v3/nothing')).status).toBe(404);
+    expect((await tatum('GET', '/v3/offchain/account/%E0%A4%A/address')).status).toBe(400);
   });
 
   it('429 with Retry-After beyond the configured rate, answered before the ledger', async () => {

@@ -196,7 +196,7 @@ export function matchRoute(routes: Route[], method: string, pathname: string): {
     const params: Record<string, string> = {};
     const matches = pattern.every((part, i) => {
       if (part.startsWith(':')) {
-        params[part.slice(1)] = decodeURIComponent(segments[i]!);
+        params[part.slice(1)] = safeDecode(segments[i]!);
         return segments[i] !== '';
       }
       return part === segments[i];
@@ -204,4 +204,13 @@ export function matchRoute(routes: Route[], method: string, pathname: string): {
     if (matches) return { route, params };
   }
   return undefined;
+}
+
+/** A malformed %-escape stays as sent: it then fails validation (400) instead of crashing (500). */
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
 }
