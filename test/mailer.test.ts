@@ -25,7 +25,13 @@ afterAll(async () => {
 
 function capturingLogger(): { log: Logger; text: () => string } {
   const lines: string[] = [];
-  const log = pino({ level: 'trace' }, new Writable({ write: (chunk, _e, done) => (lines.push(String(chunk)), done()) }));
+  const sink = new Writable({
+    write(chunk, _encoding, done) {
+      lines.push(String(chunk));
+      done();
+    },
+  });
+  const log = pino({ level: 'trace' }, sink);
   return { log, text: () => lines.join('') };
 }
 
