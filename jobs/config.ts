@@ -131,6 +131,16 @@ export function parseConfig(raw: Record<string, string | undefined>): Config {
   };
 }
 
+/** Where Tatum posts deposits: the server's own route. */
+export const WEBHOOK_PATH = '/webhooks/tatum';
+
+/**
+ * TATUM_WEBHOOK_URL; in the sandbox, unset means this machine's server (live mode requires it set).
+ */
+export function webhookUrlOf(config: Pick<Config, 'TATUM_WEBHOOK_URL' | 'HOST' | 'PORT'>): string {
+  return config.TATUM_WEBHOOK_URL ?? `http://${config.HOST}:${config.PORT}${WEBHOOK_PATH}`;
+}
+
 export function loadConfig(): Config {
   return parseConfig(readEnvironment());
 }

@@ -70,6 +70,9 @@ export async function createQueues(boss: PgBoss, config: Config): Promise<void> 
       notify: true,
     });
   }
+  // The self-healing sweep (jobs/reconcile.ts); schedule() replaces an existing schedule, so a
+  // changed RECONCILE_CRON takes effect at the next start.
+  await boss.schedule(QUEUES.reconcile, config.RECONCILE_CRON);
 }
 
 async function ensureQueue(boss: PgBoss, name: QueueName, policy: QueuePolicy | undefined, options: Omit<Queue, 'name' | 'policy'>): Promise<void> {

@@ -7,7 +7,8 @@ import { migrateDatabase } from '../db/migrate.ts';
 import { createBoss } from './boss.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
-import { createQueues } from './queues.ts';
+import { prepareProvisioning } from './provision-user.ts';
+import { createQueues, QUEUES } from './queues.ts';
 import { resolveSecrets } from './secrets.ts';
 import { resolveQueues, startWorker, STOP_TIMEOUT_MS } from './worker.ts';
 
@@ -31,7 +32,8 @@ try {
   const boss = createBoss(database, config, log);
   await boss.start();
   await createQueues(boss, config);
-  const worker = await startWorker({ boss, db: database.db, config, log }, { queues });
+  const provisioning = queues.includes(QUEUES.provision) ? await prepareProvisioning(database, config, log) : undefined;
+  const worker = await startWorker({ boss, db: database.db, config, log, provisioning }, { queues });
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -7,7 +7,8 @@ import { receiveDeposit } from './deposits.ts';
 import { createLimiter, type Limiter } from './limiter.ts';
 import type { Logger } from './logger.ts';
 import { createTransport, sendEmail } from './mailer.ts';
-import { provisionUser } from './provision-user.ts';
+import { provisionUser, type ProvisionDeps } from './provision-user.ts';
+import { enqueueIncompleteUsers } from './reconcile.ts';
 import { QUEUE_GROUP, QUEUES, WORK_QUEUES, type ProvisionJob } from './queues.ts';
 import type { RuntimeConfig } from './secrets.ts';
 
@@ -16,6 +17,8 @@ export interface WorkerDeps {
   db: Database;
   config: RuntimeConfig;
   log: Logger;
+  /** Needed only by a worker that takes the provisioning queue (see createProvisionDeps). */
+  provisioning?: Omit<ProvisionDeps, 'log'>;
 }
 
 /** Runs one job; throwing fails the attempt, and pg-boss retries it per the queue's policy. */
@@ -26,7 +29,15 @@ export type JobHandler = (job: JobWithMetadata<unknown>, log: Logger) => Promise
  * needs no mail transport). A queue without an entry here has no worker yet.
  */
 const HANDLERS: Partial<Record<string, (deps: WorkerDeps) => JobHandler>> = {
-  [QUEUES.provision]: ({ db, config }) => (job, log) => provisionUser({ db, config, log }, job.data as ProvisionJob),
+  [QUEUES.provision]: ({ provisioning }) => {
+    if (!provisioning) throw new Error('a worker for the provisioning queue needs its Tatum client and vault (createProvisionDeps)');
+    return (job, log) => provisionUser({ ...provisioning, log }, job.data as ProvisionJob, { isLast: job.retryCount >= job.retryLimit });
+  },
+  [QUEUES.reconcile]: ({ db, boss }) => async (_job, log) => {
+    const enqueued = await enqueueIncompleteUsers(db, boss);
+    log.info({ enqueued }, 'reconcile: incomplete users enqueued');
+    return { enqueued };
+  },
   [QUEUES.depositReceived]: ({ db }) => (job, log) => receiveDeposit({ db }, job, log),
   [QUEUES.emailSend]: ({ config }) => {
     const transport = createTransport(config);

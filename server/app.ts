@@ -5,13 +5,15 @@ import { openDatabase } from '../db/client.ts';
 import { migrateDatabase } from '../db/migrate.ts';
 import { createBoss } from '../jobs/boss.ts';
 import { createQueues } from '../jobs/queues.ts';
-import { resolveQueues, startWorker } from '../jobs/worker.ts';
-import type { Config } from '../jobs/config.ts';
+import { prepareProvisioning } from '../jobs/provision-user.ts';
+import { startSandbox, type Sandbox } from '../jobs/tatum/sandbox/server.ts';
+import { resolveQueues, startWorker, type RunningWorker } from '../jobs/worker.ts';
+import { WEBHOOK_PATH, type Config } from '../jobs/config.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { resolveSecrets } from '../jobs/secrets.ts';
 import { createHttpServer } from './http.ts';
 import type { AppServices } from './trpc.ts';
-import { tatumWebhookRoute, WEBHOOK_PATH } from './webhooks.ts';
+import { tatumWebhookRoute } from './webhooks.ts';
 
 export interface RunningApp {
   url: string;
@@ -28,8 +30,6 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
   await createQueues(boss, config);
 
   const services: AppServices = { config, db: database.db, boss, log };
-  // PGlite cannot be shared with a worker process, so the embedded server works every queue itself.
-  const worker = config.database === 'pglite' ? await startWorker(services, { queues: resolveQueues([]) }) : undefined;
   const server = createHttpServer(services, { [`POST ${WEBHOOK_PATH}`]: tatumWebhookRoute(services) });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -39,6 +39,19 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
   const url = `http://${config.HOST}:${port}`;
   log.info({ url, database: database.kind, mode: config.mode }, 'server listening');
 
+  // PGlite cannot be shared with a worker process, so the embedded server works every queue itself,
+  // against a sandbox of its own unless TATUM_BASE_URL names one.
+  let sandbox: Sandbox | undefined;
+  let worker: RunningWorker | undefined;
+  if (config.database === 'pglite') {
+    if (config.mode === 'sandbox' && config.TATUM_BASE_URL === undefined) {
+      sandbox = await startSandbox({ port: 0 });
+      log.info({ url: sandbox.url }, 'embedded Tatum sandbox listening');
+    }
+    const provisioning = await prepareProvisioning(database, config, log, { sandboxUrl: sandbox?.url, webhookUrl: `${url}${WEBHOOK_PATH}` });
+    worker = await startWorker({ ...services, provisioning }, { queues: resolveQueues([]) });
+  }
+
   return {
     url,
     services,
@@ -46,6 +59,7 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await worker?.stop(10_000);
+      await sandbox?.close();
       await boss.stop({ graceful: true, timeout: 10_000 });
       await database.close();
     },

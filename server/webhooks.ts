@@ -14,7 +14,6 @@ import { QUEUES } from '../jobs/queues.ts';
 import { sendJson, type RouteHandler } from './http.ts';
 import type { AppServices } from './trpc.ts';
 
-export const WEBHOOK_PATH = '/webhooks/tatum';
 export const MAX_WEBHOOK_BYTES = 64 * 1024;
 /** Tatum waits 10 s for a 2xx; past this we answer 503 ourselves and let it deliver again. */
 export const WEBHOOK_DEADLINE_MS = 8_000;
