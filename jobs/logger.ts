@@ -1,7 +1,7 @@
 // One pino logger for every process: pretty on a terminal, JSON otherwise. Secrets are redacted by
 // key wherever they sit in a logged object, so a careless `log.info({ user })` cannot leak them.
 import { createRequire } from 'node:module';
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
 
 export type { Logger };
 
@@ -40,12 +40,13 @@ function prettyAvailable(): boolean {
   }
 }
 
-export function createLogger(options: { level: string; name?: string; pretty?: boolean }): Logger {
-  const pretty = (options.pretty ?? process.stdout.isTTY) && prettyAvailable();
-  return pino({
+export function createLogger(options: { level: string; name?: string; pretty?: boolean; destination?: DestinationStream }): Logger {
+  const pretty = options.destination === undefined && (options.pretty ?? process.stdout.isTTY) && prettyAvailable();
+  const settings = {
     level: options.level,
     name: options.name,
     redact: { paths: redactPaths, censor: '[redacted]' },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
-  });
+  };
+  return options.destination ? pino(settings, options.destination) : pino(settings);
 }

@@ -3,20 +3,20 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseConfig } from '../../jobs/config.ts';
-import { createLogger } from '../../jobs/logger.ts';
+import { createLogger, type Logger } from '../../jobs/logger.ts';
 import { startApp, type RunningApp } from '../../server/app.ts';
-import { createTestDatabase, type TestDatabase } from './database.ts';
+import { createTestDatabase } from './database.ts';
 
 export interface TestApp extends RunningApp {
-  database: TestDatabase;
+  database: Awaited<ReturnType<typeof createTestDatabase>>;
   stop(): Promise<void>;
 }
 
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(env: Record<string, string> = {}, log: Logger = createLogger({ level: 'silent' })): Promise<TestApp> {
   const database = await createTestDatabase();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'app-'));
   const config = parseConfig({ DATABASE_URL: database.url, PORT: '0', DATA_DIR: dataDir, ...env });
-  const app = await startApp(config, createLogger({ level: 'silent' }));
+  const app = await startApp(config, log);
   return {
     ...app,
     database,
