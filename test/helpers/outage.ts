@@ -14,10 +14,13 @@ export async function setDatabaseAvailable(databaseName: string, available: bool
   try {
     await admin.query(`alter database ${pg.escapeIdentifier(databaseName)} allow_connections ${available}`);
     if (!available) {
-      await admin.query(
-        `select pg_terminate_backend(pid) from pg_stat_activity
-         where datname = $1 and application_name like 'tatum-provisioning%'`,
-        [databaseName],
+      const appBackends = `from pg_stat_activity where datname = $1 and application_name like 'tatum-provisioning%'`;
+      await admin.query(`select pg_terminate_backend(pid) ${appBackends}`, [databaseName]);
+      // Wait until those backends have exited, so their sockets are closed and the pools have
+      // dropped the dead connections before the test goes on.
+      await eventually(
+        async () => (await admin.query<{ n: number }>(`select count(*)::int as n ${appBackends}`, [databaseName])).rows[0]!.n,
+        (n) => n === 0,
       );
     }
   } finally {
