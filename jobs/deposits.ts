@@ -31,7 +31,7 @@ export async function receiveDeposit(deps: DepositDeps, job: { data: unknown }, 
     deps.db,
     sql`update deposits set status = 'received'
         where id = ${depositId} and status = 'pending'
-        returning reference, currency, amount::text as amount, virtual_account_id`,
+        returning reference, currency, trim_scale(amount)::text as amount, virtual_account_id`,
   );
   if (received) {
     log.info({ depositId, ...received }, 'deposit received');
