@@ -1,29 +1,14 @@
 // TATUM_MAX_RPS for the whole deployment, not per process: every worker reserves its request slot in
-// one row of `rate_limits`, so N processes together never exceed the plan's rate. A 429 pushes the
-// row forward, which makes every process hold off, not just the one that was refused.
-import { setTimeout as sleep } from 'node:timers/promises';
-import { sql } from 'drizzle-orm';
-import { queryRows, type Executor } from '../../db/client.ts';
+// one row of `rate_limits` (jobs/slot-limiter.ts), so N processes together never exceed the plan's
+// rate. A 429 pushes the row forward, which makes every process hold off, not just the one refused.
+import type { Executor } from '../../db/client.ts';
+import { createSlotLimiter, type SlotLimiter } from '../slot-limiter.ts';
 
-export interface RateLimiter {
-  /** Resolves when the caller may send one request; each call consumes one slot. */
-  acquire(): Promise<void>;
-  /** Nobody, in any process, sends another request until `ms` from now (Tatum's Retry-After). */
-  pushBack(ms: number): Promise<void>;
-}
+export type { ReservedSlot } from '../slot-limiter.ts';
 
-export interface ReservedSlot {
-  /** Start of the reserved slot, microseconds since the epoch on the database clock. */
-  slotAtMicros: number;
-  /** How long the caller must wait for it (0 when the slot has already begun). */
-  waitMs: number;
-}
-
-export interface TatumRateLimiter extends RateLimiter {
-  /** Takes the next slot without waiting for it. */
-  reserve(): Promise<ReservedSlot>;
-  readonly spacingMicros: number;
-}
+/** What the client needs: a slot per request, and a shared hold-off on 429. */
+export type RateLimiter = Pick<SlotLimiter, 'acquire' | 'pushBack'>;
+export type TatumRateLimiter = SlotLimiter;
 
 export interface RateLimiterOptions {
   maxRps: number;
@@ -35,59 +20,7 @@ export interface RateLimiterOptions {
 // followed by a punctual one could land closer than 1/maxRps at Tatum; 2 % extra spacing absorbs that.
 const JITTER_MARGIN = 1.02;
 
-/**
- * `db` must be the database, not a transaction: the row lock is held only for the one statement.
- */
 export function createTatumRateLimiter(db: Executor, options: RateLimiterOptions): TatumRateLimiter {
   if (!(options.maxRps > 0)) throw new RangeError(`maxRps must be positive, got ${options.maxRps}`);
-  const name = options.name ?? 'tatum';
-  const spacingMicros = Math.ceil((1_000_000 / options.maxRps) * JITTER_MARGIN);
-
-  async function reserve(): Promise<ReservedSlot> {
-    const [row] = await queryRows<{ slot_us: number; wait_ms: number }>(db, reserveSlot(name, spacingMicros));
-    return { slotAtMicros: Number(row!.slot_us), waitMs: Math.max(0, Number(row!.wait_ms)) };
-  }
-
-  return {
-    spacingMicros,
-    reserve,
-    async acquire() {
-      const { waitMs } = await reserve();
-      if (waitMs > 0) await sleep(waitMs);
-    },
-    async pushBack(ms) {
-      await queryRows(db, pushBackSlots(name, ms));
-    },
-  };
-}
-
-const micros = (n: number) => sql`(${n}::float8 * interval '1 microsecond')`;
-
-/**
- * Reserves the next slot in one atomic statement: the slot starts at the later of "now" and the
- * row's next free slot, and the row moves one spacing past it. Concurrent callers in any process are
- * serialised by the row lock, so each gets a distinct slot, `spacing` apart. `returning` sees the new
- * row, so the reserved start is `next_slot_at - spacing`. Times come from the database clock, so
- * machines with skewed clocks still agree.
- */
-function reserveSlot(name: string, spacingMicros: number) {
-  const spacing = micros(spacingMicros);
-  return sql`
-    insert into rate_limits as r (name, next_slot_at)
-    values (${name}, clock_timestamp() + ${spacing})
-    on conflict (name) do update
-      set next_slot_at = greatest(r.next_slot_at, clock_timestamp()) + ${spacing}
-    returning
-      (extract(epoch from r.next_slot_at - ${spacing}) * 1000000)::float8 as slot_us,
-      (extract(epoch from r.next_slot_at - ${spacing} - clock_timestamp()) * 1000)::float8 as wait_ms`;
-}
-
-/** Moves the next free slot to at least `ms` from now; never earlier than already reserved. */
-function pushBackSlots(name: string, ms: number) {
-  const delay = micros(Math.ceil(ms * 1000));
-  return sql`
-    insert into rate_limits as r (name, next_slot_at)
-    values (${name}, clock_timestamp() + ${delay})
-    on conflict (name) do update
-      set next_slot_at = greatest(r.next_slot_at, clock_timestamp() + ${delay})`;
+  return createSlotLimiter(db, { name: options.name ?? 'tatum', spacingMicros: Math.ceil((1_000_000 / options.maxRps) * JITTER_MARGIN) });
 }
