@@ -1,21 +1,20 @@
-// Deposits end to end with the Tatum sandbox: an account subscribed to our webhook URL with our HMAC
-// secret set on the sandbox, a deposit credited there, the signed webhook it sends, the row it leaves,
-// the worker's job, and wallet.deposits. Then the same with the database down during delivery, where
-// the sandbox's (compressed) retry schedule must land it exactly once.
+// Deposits end to end with the Tatum sandbox: a user registered, verified and provisioned by the real
+// worker (which subscribes each account to our webhook URL and sets our HMAC secret on Tatum), a
+// deposit credited in the sandbox, the signed webhook it sends, the row it leaves, the worker's job,
+// and wallet.deposits. Then the same with the database down during delivery, where the sandbox's
+// (compressed) retry schedule must land it exactly once.
 import { randomBytes } from 'node:crypto';
-import { createTRPCClient, httpLink } from '@trpc/client';
-import superjson from 'superjson';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEBHOOK_PATH } from '../jobs/config.ts';
+import { prepareProvisioning } from '../jobs/provision-user.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import type { TatumClient } from '../jobs/tatum/client.ts';
 import type { WebhookAttemptEvent } from '../jobs/tatum/sandbox/webhooks.ts';
 import { startWorker, type RunningWorker } from '../jobs/worker.ts';
-import { createSession } from '../server/auth/sessions.ts';
-import type { AppRouter } from '../server/routers/index.ts';
 import { startTestApp, type TestApp } from './helpers/app.ts';
 import { eventually, setDatabaseAvailable } from './helpers/outage.ts';
-import { startTestSandbox, TEST_XPUBS, type TestSandbox } from './helpers/sandbox.ts';
+import { startTestSandbox, type TestSandbox } from './helpers/sandbox.ts';
+import { trpcClient } from './helpers/trpc.ts';
 
 const SECRET = `whsec-${randomBytes(16).toString('hex')}`;
 
@@ -25,45 +24,41 @@ let tatum: TatumClient;
 let worker: RunningWorker;
 
 beforeAll(async () => {
-  app = await startTestApp({ TATUM_WEBHOOK_HMAC_SECRET: SECRET });
   // Tatum's retry gaps (15 s, 42 s, 1.9 min, ...) divided by 100: 150 ms, 420 ms, 1.2 s, ...
   sandbox = await startTestSandbox({ webhookCompression: 100 });
+  app = await startTestApp({ TATUM_BASE_URL: sandbox.url, TATUM_MAX_RPS: '1000', TATUM_WEBHOOK_HMAC_SECRET: SECRET });
+  // As at worker start: among other things, this sets our HMAC secret on Tatum.
+  const provisioning = await prepareProvisioning(app.database.handle, app.services.config, app.services.log, {
+    webhookUrl: `${app.url}${WEBHOOK_PATH}`,
+  });
+  worker = await startWorker({ ...app.services, provisioning }, { queues: [QUEUES.provision, QUEUES.depositReceived] });
   tatum = sandbox.client();
-  // What the worker does at start in live mode: tell Tatum the secret to sign with.
-  await tatum.setWebhookHmac(SECRET);
-  worker = await startWorker(app.services, { queues: [QUEUES.depositReceived] });
   sandbox.webhooks.on('attempt', ({ record, ok }: WebhookAttemptEvent) => {
     const { accountId, reference } = record.data as { accountId: string; reference: string };
     attempts.push({ accountId, reference, retryCount: record.retryCount, ok, code: record.response.code });
   });
 });
 afterAll(async () => {
-  await worker?.stop();
-  await sandbox?.close();
+  await worker?.stop(5000);
   await app?.stop();
+  await sandbox?.close();
 });
 
-/**
- * A user as provisioning leaves one: a BTC account at Tatum with a deposit address and a subscription
- * to our webhook URL, and our virtual_accounts row naming the Tatum account id.
- */
+/** Registers, verifies and waits for provisioning; returns the session and the BTC account's Tatum id. */
 async function provisionedUser(email: string): Promise<{ token: string; tatumAccountId: string }> {
-  const { rows } = await app.database.query<{ id: string }>(`insert into users (email, email_verified_at) values ($1, now()) returning id`, [email]);
-  const userId = rows[0]!.id;
-  const account = await tatum.createAccount({ currency: 'BTC', xpub: TEST_XPUBS.bitcoin, customer: { externalId: userId } });
-  await tatum.createDepositAddress(account.id);
-  await tatum.createSubscription({ accountId: account.id, url: `${app.url}${WEBHOOK_PATH}` });
-  await app.database.query(
-    `insert into virtual_accounts (user_id, currency, account_number, tatum_account_id) values ($1, 'BTC', $2, $3)`,
-    [userId, `${userId}-BTC`, account.id],
+  const anonymous = trpcClient(app.url);
+  await anonymous.auth.register.mutate({ email });
+  const admin = trpcClient(app.url, app.services.config.ADMIN_TOKEN);
+  const mail = await eventually(() => admin.auth.sandboxMailbox.query({ email }).catch(() => undefined), (m) => m !== undefined);
+  const { sessionToken } = await anonymous.auth.verify.mutate({ email, code: mail!.code });
+  const accounts = await eventually(
+    () => trpcClient(app.url, sessionToken).wallet.accounts.query(),
+    (list) => list.length > 0 && list.every((a) => a.status === 'ready'),
+    30_000,
   );
-  return { token: await createSession(app.services.db, userId), tatumAccountId: account.id };
-}
-
-function client(token: string) {
-  return createTRPCClient<AppRouter>({
-    links: [httpLink({ url: `${app.url}/trpc`, transformer: superjson, headers: () => ({ authorization: `Bearer ${token}` }) })],
-  });
+  const btc = accounts.find((a) => a.currency === 'BTC');
+  expect(btc?.status).toBe('ready');
+  return { token: sessionToken, tatumAccountId: btc!.tatumAccountId! };
 }
 
 interface Attempt {
@@ -107,7 +102,7 @@ describe('a deposit credited at Tatum', () => {
     expect(await depositRows(reference)).toMatchObject([{ amount: '0.00123456' }]);
     expect(await eventually(() => depositRows(reference), ([row]) => row?.status === 'received')).toMatchObject([{ status: 'received' }]);
 
-    const page = await client(user.token).wallet.deposits.query({ limit: 10 });
+    const page = await trpcClient(app.url, user.token).wallet.deposits.query({ limit: 10 });
     expect(page.items).toHaveLength(1);
     expect(page.items[0]).toMatchObject({ reference, currency: 'BTC', amount: '0.00123456', status: 'received', outputIndex: 0 });
     expect(page.nextCursor).toBeNull();
@@ -135,7 +130,7 @@ describe('a deposit credited at Tatum', () => {
 
     expect(await depositRows(reference)).toHaveLength(1);
     expect(await jobCount()).toBe(jobsBefore + 1);
-    const page = await client(user.token).wallet.deposits.query({});
+    const page = await trpcClient(app.url, user.token).wallet.deposits.query({});
     expect(page.items.map((d) => [d.reference, d.amount])).toEqual([[reference, '2.5']]);
   });
 
