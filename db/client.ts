@@ -58,8 +58,10 @@ function openPostgres(url: string, options: DatabaseOptions): DatabaseHandle {
     application_name: options.applicationName ?? 'tatum-provisioning',
     connectionTimeoutMillis: 5000,
   });
-  // An idle client dropped by the server (restart, failover) must not crash the process.
+  // A connection dropped by the server (restart, failover) must not crash the process: an idle one
+  // reports on the pool, a checked-out one on its client, where the query in flight fails anyway.
   pool.on('error', () => {});
+  pool.on('connect', (client) => client.on('error', () => {}));
   const db: Database = drizzlePg(pool, { schema });
   return {
     db,
