@@ -7,10 +7,12 @@ import { receiveDeposit } from './deposits.ts';
 import { createLimiter, type Limiter } from './limiter.ts';
 import type { Logger } from './logger.ts';
 import { createTransport, sendEmail } from './mailer.ts';
+import { recordJobDuration } from './metrics.ts';
 import { provisionUser, type ProvisionDeps } from './provision-user.ts';
 import { enqueueIncompleteUsers } from './reconcile.ts';
 import { QUEUE_GROUP, QUEUES, WORK_QUEUES, type ProvisionJob } from './queues.ts';
 import type { RuntimeConfig } from './secrets.ts';
+import { createStatsCache, startCountsMirror, statsCacheKey } from './stats-cache.ts';
 
 export interface WorkerDeps {
   boss: PgBoss;
@@ -108,9 +110,11 @@ export async function startWorker(deps: WorkerDeps, options: WorkerOptions): Pro
       try {
         await handler(job, jobLog);
       } catch (err) {
+        recordJobDuration(queue, 'failed', performance.now() - started);
         jobLog.warn({ err, attempt, final: job.retryCount >= job.retryLimit }, 'job failed');
         throw err;
       }
+      recordJobDuration(queue, 'completed', performance.now() - started);
       jobLog.info({ ms: Math.round(performance.now() - started) }, 'job completed');
     } finally {
       release();
@@ -144,6 +148,11 @@ export async function startWorker(deps: WorkerDeps, options: WorkerOptions): Pro
       },
     );
   }
+  // With Redis configured, workers keep the seed's `bull:tatum:counts` hash current (jobs/stats-cache.ts).
+  const stats = config.REDIS_URL
+    ? createStatsCache(deps.db, { redisUrl: config.REDIS_URL, ttlMs: config.QUEUE_STATS_CACHE_MS, log, cacheKey: statsCacheKey(config) })
+    : undefined;
+  const mirror = stats && startCountsMirror(stats, log);
   log.info({ queues, concurrency: config.QUEUE_CONCURRENCY, limit: `${config.QUEUE_MAX_JOBS}/${config.QUEUE_INTERVAL}ms` }, 'worker started');
 
   return {
@@ -156,6 +165,8 @@ export async function startWorker(deps: WorkerDeps, options: WorkerOptions): Pro
       });
       await Promise.race([Promise.allSettled([...active]), timedOut]);
       clearTimeout(timer);
+      await mirror?.stop();
+      await stats?.close();
       log.info({ unfinished: active.size }, 'worker stopped');
       return active.size;
     },

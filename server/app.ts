@@ -11,7 +11,10 @@ import { resolveQueues, startWorker, type RunningWorker } from '../jobs/worker.t
 import { WEBHOOK_PATH, type Config } from '../jobs/config.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { resolveSecrets } from '../jobs/secrets.ts';
+import { createMetricsRegistry } from '../jobs/metrics.ts';
+import { createStatsCache, registerStatsCache, statsCacheKey } from '../jobs/stats-cache.ts';
 import { createHttpServer } from './http.ts';
+import { observabilityRoutes } from './observability.ts';
 import type { AppServices } from './trpc.ts';
 import { tatumWebhookRoute } from './webhooks.ts';
 
@@ -30,7 +33,12 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
   await createQueues(boss, config);
 
   const services: AppServices = { config, db: database.db, boss, log };
-  const server = createHttpServer(services, { [`POST ${WEBHOOK_PATH}`]: tatumWebhookRoute(services) });
+  const stats = createStatsCache(database.db, { redisUrl: config.REDIS_URL, ttlMs: config.QUEUE_STATS_CACHE_MS, log, cacheKey: statsCacheKey(config) });
+  registerStatsCache(database.db, stats);
+  const server = createHttpServer(services, {
+    [`POST ${WEBHOOK_PATH}`]: tatumWebhookRoute(services),
+    ...observabilityRoutes({ db: database.db, boss }, createMetricsRegistry(() => stats.read())),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.PORT, config.HOST, resolve);
@@ -61,6 +69,7 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
       await worker?.stop(10_000);
       await sandbox?.close();
       await boss.stop({ graceful: true, timeout: 10_000 });
+      await stats.close();
       await database.close();
     },
   };

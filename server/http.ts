@@ -2,6 +2,7 @@
 // later concerns (webhooks, metrics) add a line here rather than a branch in a handler.
 import http from 'node:http';
 import { createHTTPHandler } from '@trpc/server/adapters/standalone';
+import { observeRequest, requestLogger, routeLabel } from './observability.ts';
 import { appRouter } from './routers/index.ts';
 import { bearerTokenOf, type AppServices } from './trpc.ts';
 
@@ -17,9 +18,9 @@ export function createHttpServer(services: AppServices, routes: Record<string, R
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
-    createContext: ({ req }) => ({ ...services, bearerToken: bearerTokenOf(req.headers.authorization) }),
-    onError({ error, path }) {
-      if (error.code === 'INTERNAL_SERVER_ERROR') services.log.error({ err: error.cause ?? error, path }, 'tRPC procedure failed');
+    createContext: ({ req }) => ({ ...services, log: requestLogger(req, services.log), bearerToken: bearerTokenOf(req.headers.authorization) }),
+    onError({ error, path, req }) {
+      if (error.code === 'INTERNAL_SERVER_ERROR') requestLogger(req, services.log).error({ err: error.cause ?? error, path }, 'tRPC procedure failed');
     },
   });
   const plain: Record<string, RouteHandler> = {
@@ -27,13 +28,16 @@ export function createHttpServer(services: AppServices, routes: Record<string, R
     ...routes,
   };
 
+  const procedures = new Set(Object.keys(appRouter._def.procedures));
+
   return http.createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    if (pathname.startsWith('/trpc/')) return trpc(req, res);
     const route = plain[`${req.method} ${pathname}`];
+    const log = observeRequest(req, res, services.log, () => routeLabel(pathname, route !== undefined, procedures));
+    if (pathname.startsWith('/trpc/')) return trpc(req, res);
     if (!route) return sendJson(res, 404, { error: 'not found' });
     Promise.resolve(route(req, res)).catch((err: unknown) => {
-      services.log.error({ err, path: pathname }, 'HTTP route failed');
+      log.error({ err, path: pathname }, 'HTTP route failed');
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
       else res.destroy();
     });
