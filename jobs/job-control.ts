@@ -158,11 +158,14 @@ export async function retryJob(db: Executor, boss: PgBoss, jobId: string): Promi
       and j.name in (select dead_letter from pgboss.queue where dead_letter is not null)
   `);
   if (copy) return redriveOne(db, boss, copy);
-  const [rerun] = await queryRows<{ id: string }>(db, sql`
-    select id from pgboss.job
-    where coalesce(source_root_id, id) = ${job.rootId}::uuid and id <> ${job.id}::uuid and state in ('created', 'retry', 'active')
+  // A later job of the same lineage that is waiting, running or done means the failure was already
+  // dealt with (retried, or redriven and since completed): running it again would be twice.
+  const [rerun] = await queryRows<{ id: string; state: string }>(db, sql`
+    select id, state from pgboss.job
+    where coalesce(source_root_id, id) = ${job.rootId}::uuid and id <> ${job.id}::uuid
+      and state in ('created', 'retry', 'active', 'completed')
   `);
-  if (rerun) throw new JobControlError('conflict', `Job ${job.id} already runs again as ${rerun.id}.`);
+  if (rerun) throw new JobControlError('conflict', `Job ${job.id} was already retried as ${rerun.id} (${rerun.state}).`);
   await boss.retry(job.queue, job.id);
   return { jobId: job.id, queue: job.queue, action: 'retried' };
 }
