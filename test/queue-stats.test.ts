@@ -3,6 +3,7 @@
 import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../jobs/queues.ts';
+import type { AppRouter } from '../server/routers/index.ts';
 import { readQueueStats } from '../jobs/queue-stats.ts';
 import { ADMIN_TOKEN, DEPOSIT_QUEUE, SEEDED_COUNTS, seedJobs, startOperationsApp, trpcClient, type OperationsApp, type SeededJobs } from './helpers/operations.ts';
 
@@ -46,7 +47,7 @@ describe('queue.stats', () => {
     expect(group.queues.every((q) => q.queueName.startsWith('tatum.'))).toBe(true);
     const unknown = await admin().queue.stats.query({ queue: 'bull' }).catch((err: unknown) => err);
     expect(unknown).toBeInstanceOf(TRPCClientError);
-    expect((unknown as TRPCClientError<never>).data?.code).toBe('NOT_FOUND');
+    expect((unknown as TRPCClientError<AppRouter>).data?.code).toBe('NOT_FOUND');
     expect((unknown as Error).message).toContain(DEPOSIT_QUEUE);
   });
 
