@@ -35,8 +35,9 @@ export interface StatsCache {
 
 /** The cache key for one database: its host and name, or the embedded database's directory. */
 export function statsCacheKey(config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR'>): string {
-  const where = config.DATABASE_URL ? `${new URL(config.DATABASE_URL).host}${new URL(config.DATABASE_URL).pathname}` : `pglite:${config.DATA_DIR}`;
-  return `tatum-provisioning:queue-stats:${where}`;
+  if (config.DATABASE_URL === undefined) return `tatum-provisioning:queue-stats:pglite:${config.DATA_DIR}`;
+  const { host, pathname } = new URL(config.DATABASE_URL); // never the credentials
+  return `tatum-provisioning:queue-stats:${host}${pathname}`;
 }
 
 export function createStatsCache(db: Executor, options: StatsCacheOptions): StatsCache {
