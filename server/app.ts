@@ -11,7 +11,7 @@ import { resolveQueues, startWorker, type RunningWorker } from '../jobs/worker.t
 import { WEBHOOK_PATH, type Config } from '../jobs/config.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { resolveSecrets } from '../jobs/secrets.ts';
-import { createMetricsRegistry } from '../jobs/metrics.ts';
+import { createMetricsRegistry, recordTatumRequest } from '../jobs/metrics.ts';
 import { createStatsCache, registerStatsCache, statsCacheKey } from '../jobs/stats-cache.ts';
 import { createHttpServer } from './http.ts';
 import { observabilityRoutes } from './observability.ts';
@@ -56,7 +56,11 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
       sandbox = await startSandbox({ port: 0 });
       log.info({ url: sandbox.url }, 'embedded Tatum sandbox listening');
     }
-    const provisioning = await prepareProvisioning(database, config, log, { sandboxUrl: sandbox?.url, webhookUrl: `${url}${WEBHOOK_PATH}` });
+    const provisioning = await prepareProvisioning(database, config, log, {
+      sandboxUrl: sandbox?.url,
+      webhookUrl: `${url}${WEBHOOK_PATH}`,
+      onTatumRequest: recordTatumRequest,
+    });
     worker = await startWorker({ ...services, provisioning }, { queues: resolveQueues([]) });
   }
 
