@@ -67,6 +67,7 @@ const envSchema = z
     TATUM_TIMEOUT_MS: int(100, 120_000).default(10_000),
 
     QUEUE_CONCURRENCY: int(1, 1000).default(1),
+    WORKER_METRICS_PORT: int(1, 65535).optional(),
     QUEUE_MAX_JOBS: int(1, 1_000_000).default(10),
     QUEUE_INTERVAL: int(1, 3_600_000).default(1000),
     QUEUE_ATTEMPTS: int(1, 100).default(3),

@@ -1,6 +1,7 @@
 // Prometheus metrics. Durations and request counts are recorded where they happen, into one
 // registry per process; job counts are not recorded at all but counted in Postgres when scraped,
 // so they are exact whichever process did the work.
+import http from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { QueueStats } from './queue-stats.ts';
 
@@ -101,4 +102,26 @@ export function createMetricsRegistry(stats: () => Promise<QueueStats>): Registr
     },
   });
   return Registry.merge([processRegistry, jobs]);
+}
+
+/**
+ * A worker process's own recordings (job durations, Tatum requests) on GET /metrics, for
+ * WORKER_METRICS_PORT. Job counts are the server's to export: they are the same from every process.
+ */
+export async function serveWorkerMetrics(port: number, host: string): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    processRegistry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': processRegistry.contentType }).end(text),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, resolve);
+  });
+  return server;
 }

@@ -7,6 +7,7 @@ import { migrateDatabase } from '../db/migrate.ts';
 import { createBoss } from './boss.ts';
 import { ConfigError, loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
+import { recordTatumRequest, serveWorkerMetrics } from './metrics.ts';
 import { prepareProvisioning } from './provision-user.ts';
 import { createQueues, QUEUES } from './queues.ts';
 import { resolveSecrets } from './secrets.ts';
@@ -32,7 +33,10 @@ try {
   const boss = createBoss(database, config, log);
   await boss.start();
   await createQueues(boss, config);
-  const provisioning = queues.includes(QUEUES.provision) ? await prepareProvisioning(database, config, log) : undefined;
+  const provisioning = queues.includes(QUEUES.provision)
+    ? await prepareProvisioning(database, config, log, { onTatumRequest: recordTatumRequest })
+    : undefined;
+  const metrics = config.WORKER_METRICS_PORT ? await serveWorkerMetrics(config.WORKER_METRICS_PORT, config.HOST) : undefined;
   const worker = await startWorker({ boss, db: database.db, config, log, provisioning }, { queues });
 
   let stopping = false;
@@ -42,6 +46,7 @@ try {
     log.info({ signal }, 'stopping: no new jobs, waiting for active ones');
     try {
       await worker.stop(STOP_TIMEOUT_MS);
+      metrics?.close();
       // Whatever outlived the timeout is failed back to its queue, to be retried by another worker.
       await boss.stop({ graceful: true, timeout: 1000 });
       await database.close();

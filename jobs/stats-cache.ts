@@ -80,19 +80,6 @@ export function createStatsCache(db: Executor, options: StatsCacheOptions): Stat
   };
 }
 
-const registered = new WeakMap<Executor, StatsCache>();
-
-/** Makes `cache` the one procedures on `db` read through (server/app.ts, at start). */
-export function registerStatsCache(db: Executor, cache: StatsCache): void {
-  registered.set(db, cache);
-}
-
-/** The stats reader for `db`: its registered cache, else straight from Postgres. */
-export function statsReaderFor(db: Executor): () => Promise<QueueStats> {
-  const cache = registered.get(db);
-  return cache ? () => cache.read() : () => readQueueStats(db);
-}
-
 /** Refreshes the counts hash every `intervalMs` until stopped. */
 export function startCountsMirror(cache: StatsCache, log: Logger, options: { intervalMs?: number; key?: string } = {}): { stop(): Promise<void> } {
   let pass: Promise<unknown> = Promise.resolve();

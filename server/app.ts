@@ -12,7 +12,7 @@ import { WEBHOOK_PATH, type Config } from '../jobs/config.ts';
 import type { Logger } from '../jobs/logger.ts';
 import { resolveSecrets } from '../jobs/secrets.ts';
 import { createMetricsRegistry, recordTatumRequest } from '../jobs/metrics.ts';
-import { createStatsCache, registerStatsCache, statsCacheKey } from '../jobs/stats-cache.ts';
+import { createStatsCache, statsCacheKey } from '../jobs/stats-cache.ts';
 import { createHttpServer } from './http.ts';
 import { observabilityRoutes } from './observability.ts';
 import type { AppServices } from './trpc.ts';
@@ -32,9 +32,8 @@ export async function startApp(parsed: Config, log: Logger): Promise<RunningApp>
   await boss.start();
   await createQueues(boss, config);
 
-  const services: AppServices = { config, db: database.db, boss, log };
   const stats = createStatsCache(database.db, { redisUrl: config.REDIS_URL, ttlMs: config.QUEUE_STATS_CACHE_MS, log, cacheKey: statsCacheKey(config) });
-  registerStatsCache(database.db, stats);
+  const services: AppServices = { config, db: database.db, boss, log, stats };
   const server = createHttpServer(services, {
     [`POST ${WEBHOOK_PATH}`]: tatumWebhookRoute(services),
     ...observabilityRoutes({ db: database.db, boss }, createMetricsRegistry(() => stats.read())),

@@ -7,6 +7,7 @@ import { ZodError, z } from 'zod';
 import type { Database } from '../db/client.ts';
 import type { Logger } from '../jobs/logger.ts';
 import type { RuntimeConfig } from '../jobs/secrets.ts';
+import type { StatsCache } from '../jobs/stats-cache.ts';
 import type { PgBoss } from 'pg-boss';
 import { userOfSession } from './auth/sessions.ts';
 
@@ -16,6 +17,8 @@ export interface AppServices {
   db: Database;
   boss: PgBoss;
   log: Logger;
+  /** Queue stats, cached (through Redis when configured) for QUEUE_STATS_CACHE_MS. */
+  stats: StatsCache;
 }
 
 export interface Context extends AppServices {

@@ -6,7 +6,7 @@ import { codeOfEmailJob, emailJobSchema } from '../../jobs/mailer.ts';
 import { QUEUES } from '../../jobs/queues.ts';
 import type { AppServices } from '../trpc.ts';
 
-export async function lastCodeSentTo({ db, config }: AppServices, email: string): Promise<string | undefined> {
+export async function lastCodeSentTo({ db, config }: Pick<AppServices, 'db' | 'config'>, email: string): Promise<string | undefined> {
   // pgboss.job is the parent of every queue's partition; the newest job addressed to `email` wins.
   const [job] = await queryRows<{ data: unknown }>(db, sql`
     select data from pgboss.job

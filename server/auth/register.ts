@@ -10,7 +10,7 @@ import { QUEUES } from '../../jobs/queues.ts';
 import type { AppServices } from '../trpc.ts';
 import { CODE_TTL_MS, generateCode, hashCode } from './codes.ts';
 
-export async function register({ db, boss, config }: AppServices, email: string): Promise<{ userId: string }> {
+export async function register({ db, boss, config }: Pick<AppServices, 'db' | 'boss' | 'config'>, email: string): Promise<{ userId: string }> {
   return db.transaction(async (tx) => {
     // Inserts the user, or touches the existing row so it is returned and locked: two registrations
     // of one address take turns, and the later one's code is the one that counts.

@@ -24,7 +24,7 @@ type Outcome = { ok: true; result: VerifyResult } | { ok: false; error: TRPCErro
 const refuse = (code: TRPCError['code'], message: string): Outcome => ({ ok: false, error: new TRPCError({ code, message }) });
 const WRONG_CODE = 'Wrong code.';
 
-export async function verify({ db, boss, config }: AppServices, input: { email: string; code: string }): Promise<VerifyResult> {
+export async function verify({ db, boss, config }: Pick<AppServices, 'db' | 'boss' | 'config'>, input: { email: string; code: string }): Promise<VerifyResult> {
   const outcome = await db.transaction(async (tx): Promise<Outcome> => {
     // The user row lock serialises every verification of one user: of many concurrent calls with the
     // right code, one verifies and schedules the job; the others then find the user verified. It also

@@ -4,7 +4,6 @@ import { TRPCError } from '@trpc/server';
 import { z } from 'zod';
 import { jobDetail, JobControlError, listFailedJobs, queuesNamed, redriveQueues, retryJob } from '../../jobs/job-control.ts';
 import { QUEUE_GROUP } from '../../jobs/queues.ts';
-import { statsReaderFor } from '../../jobs/stats-cache.ts';
 import { adminProcedure, router } from '../trpc.ts';
 
 const queueName = z.string().min(1).max(200);
@@ -30,7 +29,7 @@ export const queueRouter = router({
   stats: adminProcedure
     .input(z.object({ queue: queueName.optional() }).strict().optional())
     .query(async ({ ctx, input }) => {
-      const stats = await statsReaderFor(ctx.db)();
+      const stats = await ctx.stats.read();
       const wanted = input?.queue;
       if (wanted === undefined) return stats;
       const queues =
