@@ -5,6 +5,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import { queryRows, type Database } from '../db/client.ts';
 import type { Logger } from './logger.ts';
+import { recordDepositReceived } from './metrics.ts';
 
 export const depositReceivedJob = z.object({ depositId: z.uuid() });
 export type DepositReceivedJob = z.infer<typeof depositReceivedJob>;
@@ -34,6 +35,7 @@ export async function receiveDeposit(deps: DepositDeps, job: { data: unknown }, 
         returning reference, currency, trim_scale(amount)::text as amount, virtual_account_id`,
   );
   if (received) {
+    recordDepositReceived(received.currency);
     log.info({ depositId, ...received }, 'deposit received');
     return;
   }

@@ -40,6 +40,28 @@ const httpDuration = new Histogram({
   registers: [processRegistry],
 });
 
+const webhookDeliveries = new Counter({
+  name: 'webhook_deliveries_total',
+  help: 'Tatum webhook deliveries by outcome: stored, duplicate, unknown-account, ignored, bad-signature, invalid, too-large, unavailable.',
+  labelNames: ['outcome'] as const,
+  registers: [processRegistry],
+});
+
+const depositsReceived = new Counter({
+  name: 'deposits_received_total',
+  help: 'Deposits moved to received by the deposit job, by currency.',
+  labelNames: ['currency'] as const,
+  registers: [processRegistry],
+});
+
+export function recordWebhookDelivery(outcome: string): void {
+  webhookDeliveries.inc({ outcome });
+}
+
+export function recordDepositReceived(currency: string): void {
+  depositsReceived.inc({ currency });
+}
+
 /** The worker calls this once per job attempt. */
 export function recordJobDuration(queue: string, outcome: 'completed' | 'failed', durationMs: number): void {
   jobDuration.observe({ queue, outcome }, durationMs / 1000);

@@ -11,6 +11,7 @@ import { queryRows } from '../db/client.ts';
 import { bossDb } from '../jobs/boss.ts';
 import type { DepositReceivedJob } from '../jobs/deposits.ts';
 import { QUEUES } from '../jobs/queues.ts';
+import { recordWebhookDelivery } from '../jobs/metrics.ts';
 import { sendJson, type RouteHandler } from './http.ts';
 import type { AppServices } from './trpc.ts';
 
@@ -50,25 +51,30 @@ type Outcome = 'stored' | 'duplicate' | 'unknown-account';
 export function tatumWebhookRoute(services: AppServices): RouteHandler {
   const { config } = services;
   return async (req, res) => {
+    // Every answer is counted by what happened (webhook_deliveries_total{outcome}).
+    const reply = (status: number, outcome: string, body: unknown) => {
+      recordWebhookDelivery(outcome);
+      sendJson(res, status, body);
+    };
     const body = await readRawBody(req, MAX_WEBHOOK_BYTES);
     if (body === undefined) {
       // The rest of the body is never read, so the connection cannot be reused.
       res.setHeader('connection', 'close');
-      return sendJson(res, 413, { error: `body larger than ${MAX_WEBHOOK_BYTES} bytes` });
+      return reply(413, 'too-large', { error: `body larger than ${MAX_WEBHOOK_BYTES} bytes` });
     }
     if (!signedBy(config.TATUM_WEBHOOK_HMAC_SECRET, body, req.headers['x-payload-hash'])) {
       services.log.warn({ bytes: body.length }, 'webhook rejected: missing or invalid x-payload-hash');
-      return sendJson(res, 401, { error: 'missing or invalid x-payload-hash' });
+      return reply(401, 'bad-signature', { error: 'missing or invalid x-payload-hash' });
     }
     const json = parseJson(body);
-    if (json === undefined) return sendJson(res, 400, { error: 'body is not valid JSON' });
+    if (json === undefined) return reply(400, 'invalid', { error: 'body is not valid JSON' });
     const parsed = notification.safeParse(json);
-    if (!parsed.success) return sendJson(res, 400, { error: z.prettifyError(parsed.error) });
+    if (!parsed.success) return reply(400, 'invalid', { error: z.prettifyError(parsed.error) });
     const payload = parsed.data;
     if (payload.subscriptionType !== undefined && payload.subscriptionType !== INCOMING) {
       // Not a credited deposit (e.g. a pending one): acknowledged so it is not retried, never stored.
       services.log.warn({ subscriptionType: payload.subscriptionType, reference: payload.reference }, 'webhook ignored: not an incoming deposit');
-      return sendJson(res, 202, { status: 'ignored' });
+      return reply(202, 'ignored', { status: 'ignored' });
     }
 
     let outcome: Outcome;
@@ -76,16 +82,16 @@ export function tatumWebhookRoute(services: AppServices): RouteHandler {
       outcome = await withDeadline(storeDeposit(services, payload), WEBHOOK_DEADLINE_MS);
     } catch (err) {
       services.log.error({ err, reference: payload.reference }, 'webhook not stored; Tatum will deliver it again');
-      return sendJson(res, 503, { error: 'temporarily unable to store the notification; retry' });
+      return reply(503, 'unavailable', { error: 'temporarily unable to store the notification; retry' });
     }
     const accountId = payload.accountId ?? payload.id;
     if (outcome === 'unknown-account') {
       // Retrying would never help, so acknowledge it; the warning is what an operator acts on.
       services.log.warn({ accountId, currency: payload.currency, reference: payload.reference }, 'webhook names no account of ours with that Tatum id and currency: nothing credited');
-      return sendJson(res, 202, { status: 'ignored' });
+      return reply(202, outcome, { status: 'ignored' });
     }
     services.log.info({ accountId, reference: payload.reference, outcome }, 'webhook accepted');
-    return sendJson(res, 200, { status: outcome });
+    return reply(200, outcome, { status: outcome });
   };
 }
 

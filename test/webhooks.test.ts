@@ -267,6 +267,19 @@ describe('repeated deliveries', () => {
     expect(rows).toHaveLength(1);
     expect(await jobsFor(rows[0]!.id)).toBe(1);
   });
+
+  it('are counted by outcome in /metrics', async () => {
+    const scrape = async () => (await (await fetch(`${app.url}/metrics`)).text()).match(/webhook_deliveries_total\{outcome="(duplicate|bad-signature)"\} (\d+)/g) ?? [];
+    const count = (lines: string[], outcome: string) => Number(lines.find((l) => l.includes(`"${outcome}"`))?.split(' ')[1] ?? 0);
+    const before = await scrape();
+    const body = notification();
+    await deliverSigned(body);
+    await deliverSigned(body);
+    await deliver(JSON.stringify(body), 'A'.repeat(86) + '==');
+    const after = await scrape();
+    expect(count(after, 'duplicate') - count(before, 'duplicate')).toBe(1);
+    expect(count(after, 'bad-signature') - count(before, 'bad-signature')).toBe(1);
+  });
 });
 
 describe('while the database is down', () => {
