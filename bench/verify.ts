@@ -7,8 +7,8 @@
 // own process; a second pass calls verify() in-process to separate the HTTP/tRPC cost from the
 // transaction's.
 //
-// Knobs: BENCH_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres), BENCH_CLIENTS (16),
-// BENCH_VERIFIES (2000), BENCH_PGBENCH_SECONDS (10), BENCH_PICKUPS (300).
+// Flags (npm run bench:verify -- --clients 16 ...): --admin-url (default postgres://postgres@127.0.0.1:5432/postgres),
+// --clients (16), --verifies (2000), --pgbench-seconds (10), --pickups (300).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
@@ -16,91 +16,39 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { z } from 'zod';
 import { openDatabase, type DatabaseHandle } from '../db/client.ts';
 import { migrateDatabase } from '../db/migrate.ts';
 import { bossDb, createBoss } from '../jobs/boss.ts';
 import { parseConfig } from '../jobs/config.ts';
 import { createLogger } from '../jobs/logger.ts';
-import { createQueues, QUEUES } from '../jobs/queues.ts';
+import { QUEUES } from '../jobs/queues.ts';
 import { resolveSecrets, type RuntimeConfig } from '../jobs/secrets.ts';
 import { startWorker } from '../jobs/worker.ts';
-import { hashCode } from '../server/auth/codes.ts';
 import { verify } from '../server/auth/verify.ts';
+import { CODE, createBenchDatabase, DEFAULT_ADMIN_URL, isMain, parseFlags, percentile, request, seedUsers, startServer, stopProcess, trpcInput } from './lib.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '..');
-const ADMIN_URL = process.env.BENCH_ADMIN_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const CLIENTS = Number(process.env.BENCH_CLIENTS ?? 16);
-const VERIFIES = Number(process.env.BENCH_VERIFIES ?? 2000);
-const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
-const PICKUPS = Number(process.env.BENCH_PICKUPS ?? 300);
-const CODE = '424242';
+const count = (fallback: number) => z.coerce.number().int().positive().default(fallback);
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+export const VerifyFlags = z.object({
+  'admin-url': z.url({ protocol: /^postgres(ql)?$/ }).default(DEFAULT_ADMIN_URL),
+  clients: count(16),
+  verifies: count(2000),
+  'pgbench-seconds': count(10),
+  pickups: count(300),
+});
+export type VerifyOptions = z.infer<typeof VerifyFlags>;
 
-async function admin(statement: string): Promise<void> {
-  const client = new pg.Client({ connectionString: ADMIN_URL });
-  await client.connect();
-  try {
-    await client.query(statement);
-  } finally {
-    await client.end();
-  }
+export interface VerifyResults {
+  http: { perSecond: number; p50: number; p99: number };
+  inProcessPerSecond: number;
+  /** pgbench runs before and after the verify passes, and their mean. */
+  pgbench: { before: number; after: number; mean: number };
+  pickup: { p50: number; p99: number };
 }
 
-/** Unverified users, each with the pending code CODE, stored as the server stores it. */
-async function seedUsers(databaseUrl: string, config: RuntimeConfig, emails: string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    for (let i = 0; i < emails.length; i += 1000) {
-      const batch = emails.slice(i, i + 1000).map((email) => ({ id: randomUUID(), email }));
-      const ids = batch.map((u) => u.id);
-      await client.query(`insert into users (id, email) select * from unnest($1::uuid[], $2::text[])`, [ids, batch.map((u) => u.email)]);
-      await client.query(
-        `insert into verification_codes (user_id, code_hash, expires_at)
-         select id, hash, now() + interval '1 hour' from unnest($1::uuid[], $2::text[]) as c(id, hash)`,
-        [ids, batch.map((u) => hashCode(config, u.id, CODE))],
-      );
-    }
-    await client.query('analyze');
-  } finally {
-    await client.end();
-  }
-}
-
-async function startServer(env: Record<string, string>): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'server/main.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, ...env, PORT: '0', LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let output = '';
-  for await (const chunk of child.stdout!) {
-    output += String(chunk);
-    const match = output.match(/"url":"(http:\/\/[^"]+)"/);
-    if (match) {
-      child.stdout!.resume(); // keep draining what the server logs from now on
-      return { child, url: match[1]! };
-    }
-  }
-  throw new Error(`the server exited before listening:\n${output}`);
-}
-
-/** POSTs one tRPC mutation on a kept-alive connection; node:http costs the client far less CPU than fetch. */
-function post(agent: http.Agent, url: URL, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-async function benchVerify(url: string, emails: string[]): Promise<{ perSecond: number; p50: number; p99: number }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: CLIENTS });
+async function benchVerify(url: string, emails: string[], clients: number): Promise<VerifyResults['http']> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const target = new URL(`${url}/trpc/auth.verify`);
   const latencies: number[] = [];
   let next = 0;
@@ -108,13 +56,13 @@ async function benchVerify(url: string, emails: string[]): Promise<{ perSecond: 
     while (next < emails.length) {
       const email = emails[next++]!;
       const started = performance.now();
-      const status = await post(agent, target, JSON.stringify({ json: { email, code: CODE } }));
+      const { status } = await request(agent, target, { body: trpcInput({ email, code: CODE }) });
       if (status !== 200) throw new Error(`auth.verify answered ${status}`);
       latencies.push(performance.now() - started);
     }
   };
   const started = performance.now();
-  await Promise.all(Array.from({ length: CLIENTS }, client));
+  await Promise.all(Array.from({ length: clients }, client));
   const seconds = (performance.now() - started) / 1000;
   agent.destroy();
   latencies.sort((a, b) => a - b);
@@ -122,7 +70,7 @@ async function benchVerify(url: string, emails: string[]): Promise<{ perSecond: 
 }
 
 /** The same verifies called in-process (no HTTP, no tRPC): what the transaction alone costs from Node. */
-async function benchVerifyInProcess(handle: DatabaseHandle, config: RuntimeConfig, emails: string[]): Promise<number> {
+async function benchVerifyInProcess(handle: DatabaseHandle, config: RuntimeConfig, emails: string[], clients: number): Promise<number> {
   const log = createLogger({ level: 'silent' });
   const boss = createBoss(handle, config, log, { supervise: false });
   await boss.start();
@@ -130,7 +78,7 @@ async function benchVerifyInProcess(handle: DatabaseHandle, config: RuntimeConfi
   let next = 0;
   const started = performance.now();
   await Promise.all(
-    Array.from({ length: CLIENTS }, async () => {
+    Array.from({ length: clients }, async () => {
       while (next < emails.length) await verify(services, { email: emails[next++]!, code: CODE });
     }),
   );
@@ -143,7 +91,7 @@ async function benchVerifyInProcess(handle: DatabaseHandle, config: RuntimeConfi
  * pgbench at the same concurrency, one transaction of the same shape as auth.verify's core: update one
  * user row, insert one job into the same pg-boss queue with its options (and the same NOTIFY).
  */
-async function benchPgbench(databaseUrl: string, users: number): Promise<number> {
+async function benchPgbench(databaseUrl: string, users: number, options: VerifyOptions): Promise<number> {
   const dir = mkdtempSync(path.join(tmpdir(), 'pgbench-'));
   const script = path.join(dir, 'verify.sql');
   writeFileSync(
@@ -163,7 +111,7 @@ SELECT pg_notify('pgboss_' || left(encode(sha224('pgboss'::bytea), 'hex'), 24), 
 COMMIT;
 `,
   );
-  const child = spawn('pgbench', ['-n', '-c', String(CLIENTS), '-j', '2', '-T', String(PGBENCH_SECONDS), '-f', script, databaseUrl], {
+  const child = spawn('pgbench', ['-n', '-c', String(options.clients), '-j', '2', '-T', String(options['pgbench-seconds']), '-f', script, databaseUrl], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -177,7 +125,7 @@ COMMIT;
 }
 
 /** Commit → handler start, one job at a time, through a real worker woken by NOTIFY. */
-async function benchPickup(handle: DatabaseHandle, config: RuntimeConfig): Promise<{ p50: number; p99: number }> {
+async function benchPickup(handle: DatabaseHandle, config: RuntimeConfig, pickups: number): Promise<VerifyResults['pickup']> {
   const log = createLogger({ level: 'silent' });
   const sender = createBoss(handle, config, log, { supervise: false });
   const workerBoss = createBoss(handle, config, log, { supervise: false });
@@ -190,7 +138,7 @@ async function benchPickup(handle: DatabaseHandle, config: RuntimeConfig): Promi
     { queues: [QUEUES.provision], handlers: { [QUEUES.provision]: async () => started?.(performance.now()) }, pollingIntervalSeconds: 300 },
   );
   const samples: number[] = [];
-  for (let i = 0; i < PICKUPS; i++) {
+  for (let i = 0; i < pickups; i++) {
     const handlerStarted = new Promise<number>((resolve) => (started = resolve));
     const userId = randomUUID();
     await handle.db.transaction((tx) => sender.send(QUEUES.provision, { userId }, { db: bossDb(tx), singletonKey: userId }));
@@ -203,64 +151,70 @@ async function benchPickup(handle: DatabaseHandle, config: RuntimeConfig): Promi
   return { p50: percentile(samples, 50), p99: percentile(samples, 99) };
 }
 
-const name = `bench_verify_${randomBytes(4).toString('hex')}`;
-const databaseUrl = Object.assign(new URL(ADMIN_URL), { pathname: `/${name}` }).toString();
-const dataDir = mkdtempSync(path.join(tmpdir(), 'bench-verify-'));
-const env = {
-  DATABASE_URL: databaseUrl,
-  DATA_DIR: dataDir,
-  ENCRYPTION_KEY: randomBytes(32).toString('hex'),
-  DATABASE_POOL_MAX: String(CLIENTS + 4),
-  // The limiter is not under test here; keep it out of the pickup path's way.
-  QUEUE_MAX_JOBS: '1000000',
-};
-await admin(`create database ${name}`);
-let server: ChildProcess | undefined;
-try {
-  const config = resolveSecrets(parseConfig(env), createLogger({ level: 'silent' }));
-  const handle = await openDatabase({ url: databaseUrl, dataDir, poolMax: 10 });
-  await migrateDatabase(handle);
-  const started = await startServer(env); // creates the queues
-  server = started.child;
+export async function runVerifyBench(options: VerifyOptions): Promise<VerifyResults> {
+  const database = await createBenchDatabase(options['admin-url'], 'bench_verify');
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'bench-verify-'));
+  const env = {
+    DATABASE_URL: database.url,
+    DATA_DIR: dataDir,
+    ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+    DATABASE_POOL_MAX: String(options.clients + 4),
+    // The limiter is not under test here; keep it out of the pickup path's way.
+    QUEUE_MAX_JOBS: '1000000',
+  };
+  let server: ChildProcess | undefined;
+  try {
+    const config = resolveSecrets(parseConfig(env), createLogger({ level: 'silent' }));
+    const handle = await openDatabase({ url: database.url, dataDir, poolMax: 10 });
+    await migrateDatabase(handle);
+    const started = await startServer(env); // creates the queues
+    server = started.child;
 
-  const emails = Array.from({ length: VERIFIES }, (_, i) => `bench-${i}@bench.invalid`);
-  const direct = Array.from({ length: VERIFIES }, (_, i) => `direct-${i}@bench.invalid`);
-  const pgbenchUsers = 10_000;
-  await seedUsers(databaseUrl, config, emails);
-  await seedUsers(databaseUrl, config, direct);
-  await seedUsers(databaseUrl, config, Array.from({ length: pgbenchUsers }, (_, i) => `pgbench-${i + 1}@bench.invalid`));
+    const emails = Array.from({ length: options.verifies }, (_, i) => `bench-${i}@bench.invalid`);
+    const direct = Array.from({ length: options.verifies }, (_, i) => `direct-${i}@bench.invalid`);
+    const pgbenchUsers = 10_000;
+    await seedUsers(database.url, config, emails);
+    await seedUsers(database.url, config, direct);
+    await seedUsers(database.url, config, Array.from({ length: pgbenchUsers }, (_, i) => `pgbench-${i + 1}@bench.invalid`));
 
-  console.log(`bench:verify: ${CLIENTS} concurrent clients, ${VERIFIES} verifies over HTTP, pgbench ${PGBENCH_SECONDS} s, ${PICKUPS} pickups`);
-  // pgbench runs before and after the verify passes, so a machine whose load drifts (a shared CI box)
-  // skews the ratio less; the table shows both runs and uses their mean.
-  const tpsBefore = await benchPgbench(databaseUrl, pgbenchUsers);
-  const verify = await benchVerify(started.url, emails);
-  server.kill('SIGTERM');
-  await once(server, 'exit');
-  server = undefined;
-  const inProcess = await benchVerifyInProcess(handle, config, direct);
-  const tpsAfter = await benchPgbench(databaseUrl, pgbenchUsers);
-  const tps = (tpsBefore + tpsAfter) / 2;
-  const pickup = await benchPickup(handle, config);
-  await handle.close();
+    // pgbench runs before and after the verify passes, so a machine whose load drifts (a shared CI box)
+    // skews the ratio less; the table shows both runs and uses their mean.
+    const before = await benchPgbench(database.url, pgbenchUsers, options);
+    const overHttp = await benchVerify(started.url, emails, options.clients);
+    await stopProcess(server);
+    server = undefined;
+    const inProcessPerSecond = await benchVerifyInProcess(handle, config, direct, options.clients);
+    const after = await benchPgbench(database.url, pgbenchUsers, options);
+    const pickup = await benchPickup(handle, config, options.pickups);
+    await handle.close();
+    return { http: overHttp, inProcessPerSecond, pgbench: { before, after, mean: (before + after) / 2 }, pickup };
+  } finally {
+    server?.kill('SIGKILL');
+    await database.drop();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
 
+export function verifyReport(r: VerifyResults): string {
   const row = (label: string, value: string, target = '') => `${label.padEnd(40)}${value.padEnd(40)}${target}`;
-  console.log(
-    [
-      '',
-      row('measure', 'result', 'target'),
-      row('auth.verify over HTTP', `${verify.perSecond.toFixed(0)} verifies/s`),
-      row('  latency p50 / p99', `${verify.p50.toFixed(1)} / ${verify.p99.toFixed(1)} ms`),
-      row('auth.verify in-process (no HTTP)', `${inProcess.toFixed(0)} verifies/s`),
-      row('pgbench, same transaction shape', `${tps.toFixed(0)} tps (${tpsBefore.toFixed(0)} before, ${tpsAfter.toFixed(0)} after)`),
-      row('ratio verify over HTTP / pgbench', (verify.perSecond / tps).toFixed(2), '>= 0.5'),
-      row('ratio verify in-process / pgbench', (inProcess / tps).toFixed(2)),
-      row('pickup, commit -> handler start, p50', `${pickup.p50.toFixed(2)} ms`, '<= 5 ms'),
-      row('pickup, commit -> handler start, p99', `${pickup.p99.toFixed(2)} ms`, '<= 25 ms'),
-    ].join('\n'),
-  );
-} finally {
-  server?.kill('SIGKILL');
-  await admin(`drop database if exists ${name} with (force)`);
-  rmSync(dataDir, { recursive: true, force: true });
+  return [
+    row('measure', 'result', 'target'),
+    row('auth.verify over HTTP', `${r.http.perSecond.toFixed(0)} verifies/s`),
+    row('  latency p50 / p99', `${r.http.p50.toFixed(1)} / ${r.http.p99.toFixed(1)} ms`),
+    row('auth.verify in-process (no HTTP)', `${r.inProcessPerSecond.toFixed(0)} verifies/s`),
+    row('pgbench, same transaction shape', `${r.pgbench.mean.toFixed(0)} tps (${r.pgbench.before.toFixed(0)} before, ${r.pgbench.after.toFixed(0)} after)`),
+    row('ratio verify over HTTP / pgbench', (r.http.perSecond / r.pgbench.mean).toFixed(2), '>= 0.5'),
+    row('ratio verify in-process / pgbench', (r.inProcessPerSecond / r.pgbench.mean).toFixed(2)),
+    row('pickup, commit -> handler start, p50', `${r.pickup.p50.toFixed(2)} ms`, '<= 5 ms'),
+    row('pickup, commit -> handler start, p99', `${r.pickup.p99.toFixed(2)} ms`, '<= 25 ms'),
+  ].join('\n');
+}
+
+export const verifyHeadline = (options: VerifyOptions) =>
+  `bench:verify: ${options.clients} concurrent clients, ${options.verifies} verifies over HTTP, pgbench ${options['pgbench-seconds']} s, ${options.pickups} pickups`;
+
+if (isMain(import.meta)) {
+  const options = parseFlags(VerifyFlags);
+  console.log(verifyHeadline(options));
+  console.log(`\n${verifyReport(await runVerifyBench(options))}`);
 }
