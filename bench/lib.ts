@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { z } from 'zod';
 import type { RuntimeConfig } from '../jobs/secrets.ts';
+import { SANDBOX_API_KEY, type SandboxCounters } from '../jobs/tatum/sandbox/server.ts';
 import { hashCode } from '../server/auth/codes.ts';
 
 export const ROOT = path.resolve(import.meta.dirname, '..');
@@ -115,6 +116,33 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<C
   return child;
 }
 
+export interface SandboxProcess {
+  url: string;
+  child: ChildProcess;
+  /** GET /sandbox/counters. */
+  counters(): Promise<SandboxCounters>;
+}
+
+/**
+ * `npm run tatum:sandbox` as a process of its own, as Tatum is: its timers (the latency, the
+ * one-second window of its 429 limit) do not share an event loop with the load generator.
+ */
+export async function startSandboxProcess(options: { latencyMs: number; rateLimitRps?: number }): Promise<SandboxProcess> {
+  const flags = ['--port', '0', '--latency-ms', String(options.latencyMs)];
+  if (options.rateLimitRps !== undefined) flags.push('--rate-limit-rps', String(options.rateLimitRps));
+  const { child, match } = await startProcess(['jobs/tatum/sandbox/main.ts', ...flags], {}, /listening on (http:\/\/\S+)/);
+  const url = match[1]!;
+  return {
+    url,
+    child,
+    async counters() {
+      const res = await fetch(`${url}/sandbox/counters`, { headers: { 'x-api-key': SANDBOX_API_KEY } });
+      if (!res.ok) throw new Error(`GET /sandbox/counters answered ${res.status}`);
+      return (await res.json()) as SandboxCounters;
+    },
+  };
+}
+
 /** SIGTERM (the processes stop gracefully), SIGKILL after `graceMs`. */
 export async function stopProcess(child: ChildProcess, graceMs = 15_000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
@@ -179,4 +207,21 @@ export function writeResultsSection(file: string, name: string, markdown: string
   const to = current.indexOf(end);
   const next = from >= 0 && to > from ? `${current.slice(0, from)}${block}${current.slice(to + end.length)}` : `${current.trimEnd()}\n\n${block}\n`;
   writeFileSync(file, `${next.trim()}\n`);
+}
+
+// USER_HZ: 100 on every Linux architecture Node runs on.
+const CLOCK_TICKS = 100;
+
+/** CPU time (user + system) a process has used so far, ms, from /proc (Linux). */
+export function cpuMs(pid: number): number {
+  // Fields after the command name (which may hold spaces, hence the last ')'); utime and stime are the 12th and 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(')').at(-1)!.trim().split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/** Resident set size of a process, KiB, from /proc (Linux). */
+export function rssKiB(pid: number): number {
+  const match = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s+(\d+) kB/m);
+  if (!match) throw new Error(`no VmRSS for process ${pid}`);
+  return Number(match[1]);
 }
