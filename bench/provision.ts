@@ -82,6 +82,7 @@ export interface RunResult {
   /** The sandbox's 429 limit for this run. */
   rate: number;
   usersPerSecond: number;
+  /** Requests Tatum served per user; refused ones (429) are counted in `rateLimited`. */
   callsPerUser: number;
   /** 429s in the timed run, after the warm-up. */
   rateLimited: number;
@@ -149,7 +150,7 @@ function rates(samples: Sample[], startMs: number, endMs: number, users: number)
   const lastBefore = (fraction: number) => samples.findLast((s) => s.at <= startMs + fraction * span) ?? last;
   const [from, to] = [at(0.1), lastBefore(0.9)];
   return {
-    callsPerUser: (last.accepted + last.limited - first.accepted - first.limited) / users,
+    callsPerUser: (last.accepted - first.accepted) / users,
     rateLimited: last.limited - first.limited,
     acceptedRps: (last.accepted - first.accepted) / (span / 1000),
     steadyRps: to.at > from.at ? (to.accepted - from.accepted) / ((to.at - from.at) / 1000) : Number.NaN,
@@ -396,18 +397,25 @@ const fixed = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits)
 const verdict = (ok: boolean) => (ok ? 'met' : 'NOT MET');
 
 /** The targets of issue 5, each with the figure it is judged on. */
-export function provisionTargets(options: ProvisionOptions, r: ProvisionResults): { target: string; figure: string; met: boolean }[] {
+export interface Target {
+  target: string;
+  figure: string;
+  met: boolean;
+}
+
+export function provisionTargets(options: ProvisionOptions, r: ProvisionResults): Record<'calls' | 'rateTwoWorkers' | 'rateOneWorker' | 'no429' | 'latency', Target> {
   const limit = r.currencies + 2;
   const calls = Math.max(r.oneWorker.callsPerUser, r.twoWorkers.callsPerUser, r.unbound.callsPerUser);
-  const steady = Math.min(r.oneWorker.steadyRps, r.twoWorkers.steadyRps);
+  const rateTarget = 0.9 * options.rate;
   const warm429 = r.oneWorker.rateLimited + r.twoWorkers.rateLimited;
   const latencyLimit = 4 * options['latency-ms'] + 100;
-  return [
-    { target: `Tatum calls per user <= C + 2 = ${limit}`, figure: fixed(calls, 2), met: calls <= limit },
-    { target: `Tatum request rate >= 0.9 x R = ${fixed(0.9 * options.rate)}/s`, figure: `${fixed(steady)}/s (steady, lower of 1 and 2 workers)`, met: steady >= 0.9 * options.rate },
-    { target: 'zero 429s once warm', figure: `${warm429} (1 and 2 workers, after warm-up)`, met: warm429 === 0 },
-    { target: `p50 verify -> ready <= 4 x L + 100 = ${latencyLimit} ms, not rate-bound`, figure: `${fixed(r.unbound.p50, 0)} ms`, met: r.unbound.p50 <= latencyLimit },
-  ];
+  return {
+    calls: { target: `Tatum calls per user <= C + 2 = ${limit}`, figure: `${fixed(calls, 2)} (highest of the worker runs)`, met: calls <= limit },
+    rateTwoWorkers: { target: `Tatum request rate >= 0.9 x R = ${fixed(rateTarget)}/s, 2 workers`, figure: `${fixed(r.twoWorkers.steadyRps)}/s (steady)`, met: r.twoWorkers.steadyRps >= rateTarget },
+    rateOneWorker: { target: `Tatum request rate >= 0.9 x R = ${fixed(rateTarget)}/s, 1 worker`, figure: `${fixed(r.oneWorker.steadyRps)}/s (steady)`, met: r.oneWorker.steadyRps >= rateTarget },
+    no429: { target: 'zero 429s once warm', figure: `${warm429} (1 and 2 workers, after warm-up)`, met: warm429 === 0 },
+    latency: { target: `p50 verify -> ready <= 4 x L + 100 = ${latencyLimit} ms, not rate-bound`, figure: `${fixed(r.unbound.p50, 0)} ms`, met: r.unbound.p50 <= latencyLimit },
+  };
 }
 
 export function provisionHeadline(options: ProvisionOptions, r: Pick<ProvisionResults, 'currencies' | 'maxRps'>): string {
@@ -438,9 +446,10 @@ export function provisionReport(options: ProvisionOptions, r: ProvisionResults):
     '',
     `users/s, 2 workers vs the naive loop: ${fixed(r.twoWorkers.usersPerSecond / r.naive.usersPerSecond, 2)}x; ` +
       `calls per user: ${fixed(r.twoWorkers.callsPerUser, 2)} vs ${fixed(r.naive.callsPerUser, 2)}`,
+    '(calls/user: requests Tatum served; 429s: requests it refused, then retried)',
     '(p50 / p99: verify -> all ready; for the naive loop, a user\'s first call -> last answer)',
     '',
-    table([['target', 'figure', ''], ...provisionTargets(options, r).map((t) => [t.target, t.figure, verdict(t.met)])]),
+    table([['target', 'figure', ''], ...Object.values(provisionTargets(options, r)).map((t) => [t.target, t.figure, verdict(t.met)])]),
   ].join('\n');
 }
 

@@ -44,7 +44,7 @@ const ratio = (value: number, reference: number) => n(value / reference, 2);
 /** One line per figure: value, its same-run reference, the ratio, the target. */
 function figures(v: VerifyResults, p: ProvisionResults, po: ProvisionOptions): string[][] {
   const targets = provisionTargets(po, p);
-  const met = (i: number) => (targets[i]!.met ? 'met' : 'not met');
+  const met = (key: keyof typeof targets) => (targets[key].met ? 'met' : 'not met');
   const pg = v.pgbench.mean;
   const naive = p.naive;
   const latencyLimit = 4 * po['latency-ms'] + 100;
@@ -57,16 +57,16 @@ function figures(v: VerifyResults, p: ProvisionResults, po: ProvisionOptions): s
     ['pickup, commit -> handler start, p99', `${n(v.pickup.p99, 2)} ms`, '', '', '<= 25 ms'],
     ['provisioning, 2 workers', `${n(p.twoWorkers.usersPerSecond, 2)} users/s`, `naive seed loop: ${n(naive.usersPerSecond, 2)} users/s`, ratio(p.twoWorkers.usersPerSecond, naive.usersPerSecond), ''],
     ['provisioning, 1 worker', `${n(p.oneWorker.usersPerSecond, 2)} users/s`, `naive seed loop: ${n(naive.usersPerSecond, 2)} users/s`, ratio(p.oneWorker.usersPerSecond, naive.usersPerSecond), ''],
-    ['Tatum calls per user (2 workers)', n(p.twoWorkers.callsPerUser, 2), `naive seed loop: ${n(naive.callsPerUser, 2)}`, ratio(p.twoWorkers.callsPerUser, naive.callsPerUser), `<= C + 2 = ${p.currencies + 2} (${met(0)})`],
-    ['Tatum requests/s, steady, 2 workers', n(p.twoWorkers.steadyRps, 1), `sandbox limit R: ${po.rate}/s`, ratio(p.twoWorkers.steadyRps, po.rate), `>= 0.9 (${met(1)})`],
-    ['Tatum requests/s, steady, 1 worker', n(p.oneWorker.steadyRps, 1), `sandbox limit R: ${po.rate}/s`, ratio(p.oneWorker.steadyRps, po.rate), '>= 0.9'],
-    ['429s after warm-up (1 + 2 workers)', String(p.oneWorker.rateLimited + p.twoWorkers.rateLimited), `naive seed loop: ${naive.rateLimited}`, '', `0 (${met(2)})`],
+    ['Tatum calls per user (2 workers)', n(p.twoWorkers.callsPerUser, 2), `naive seed loop: ${n(naive.callsPerUser, 2)}`, ratio(p.twoWorkers.callsPerUser, naive.callsPerUser), `<= C + 2 = ${p.currencies + 2} (${met('calls')})`],
+    ['Tatum requests/s, steady, 2 workers', n(p.twoWorkers.steadyRps, 1), `sandbox limit R: ${po.rate}/s`, ratio(p.twoWorkers.steadyRps, po.rate), `>= 0.9 (${met('rateTwoWorkers')})`],
+    ['Tatum requests/s, steady, 1 worker', n(p.oneWorker.steadyRps, 1), `sandbox limit R: ${po.rate}/s`, ratio(p.oneWorker.steadyRps, po.rate), `>= 0.9 (${met('rateOneWorker')})`],
+    ['429s after warm-up (1 + 2 workers)', String(p.oneWorker.rateLimited + p.twoWorkers.rateLimited), `naive seed loop: ${naive.rateLimited}`, '', `0 (${met('no429')})`],
     [
       'verify -> ready p50 / p99, not rate-bound',
       `${n(p.unbound.p50)} / ${n(p.unbound.p99)} ms`,
       `4 x L + 100 = ${latencyLimit} ms`,
       ratio(p.unbound.p50, latencyLimit),
-      `p50 <= 1 (${met(3)})`,
+      `p50 <= 1 (${met('latency')})`,
     ],
     ['verify -> ready p50 / p99, burst, 2 workers', `${n(p.twoWorkers.p50)} / ${n(p.twoWorkers.p99)} ms`, `naive loop, one user: ${n(naive.p50)} ms`, '', ''],
     ['worker CPU per user (2 workers)', `${n(p.twoWorkers.workerCpuMsPerUser ?? Number.NaN)} ms`, '', '', ''],
