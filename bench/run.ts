@@ -2,7 +2,7 @@
 // Postgres and the Tatum sandbox, each figure beside a reference measured in the same run (pgbench
 // with auth.verify's transaction shape; the naive seed-style provisioning loop; the sandbox's
 // configured rate limit). Prints both reports and writes bench/RESULTS.md (its `bench` section; the
-// soak owns another). Every benchmark runs with its defaults; run them alone to change their flags.
+// soaks own others). Every benchmark runs with its defaults; run them alone to change their flags.
 //
 // Flags: --admin-url (postgres://postgres@127.0.0.1:5432/postgres), --out (bench/RESULTS.md).
 import { cpus, loadavg, totalmem } from 'node:os';

@@ -8,7 +8,8 @@
 // whole run is under three minutes, e.g. --minutes 0.5), then checks that it is flat: the last
 // period's mean within 10 % of the second's (the first is warm-up). PASS also needs every request
 // answered as expected and, once the load stops, every verified user provisioned and every unique
-// deposit stored. --results FILE writes the figures into that file's `soak` section.
+// deposit stored. --results FILE writes the figures into that file's section for this duration
+// (`soak-3min`, `soak-10min`, ...), so soaks of different lengths are kept side by side.
 //
 // Flags: --minutes (10) --verifies-per-second (2) --reads-per-second (10) --stats-per-second (1)
 // --webhooks-per-second (5) --latency-ms (20, the sandbox's) --results FILE --admin-url.
@@ -273,7 +274,7 @@ async function soak(options: Options): Promise<{ report: string; markdown: strin
     ];
     const report = `${table(checks)}\n\nsoak: ${pass ? 'PASS' : 'FAIL'}`;
     const markdown = [
-      '## Soak',
+      `## Soak, ${options.minutes} min`,
       '',
       `\`npm run soak -- --minutes ${options.minutes}\` (bench/soak.ts), ${new Date().toISOString()}: ` +
         `${OPERATIONS.map((o) => `${rates[o]} ${o}/s`).join(', ')} against the server and one worker process; sandbox latency ${options['latency-ms']} ms.`,
@@ -317,7 +318,7 @@ const options = parseFlags(Flags);
 const { report, markdown, pass } = await soak(options);
 console.log(`\n${report}`);
 if (options.results) {
-  writeResultsSection(options.results, 'soak', markdown);
-  console.log(`wrote the soak section of ${options.results}`);
+  writeResultsSection(options.results, `soak-${options.minutes}min`, markdown);
+  console.log(`wrote the ${options.minutes}-minute soak section of ${options.results}`);
 }
 process.exitCode = pass ? 0 : 1;
