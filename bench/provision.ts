@@ -11,8 +11,8 @@
 //   user when nothing is rate-bound.
 // Each worker run starts with a few untimed users (warm-up: connections, JIT); their 429s are shown
 // apart. Users and codes are written straight into the database (as bench/verify.ts does); a user's
-// span is its verify's commit (users.email_verified_at) to its last account turning ready (that row's
-// updated_at), both from the database. Tatum figures come from the sandbox's counters.
+// span is its verify (users.email_verified_at) to its last account turning ready (that row's
+// updated_at), both read from the database. Tatum figures come from the sandbox's counters.
 //
 // TATUM_MAX_RPS is 0.95 × R (--rps-fraction). The limiter spaces requests 2 % wider than that, so at
 // most 0.93 × R is sent, above the 0.9 × R target; the rest absorbs ~70 ms of send-time jitter
@@ -214,7 +214,10 @@ async function waitAllReady(bench: Bench, emailPrefix: string, users: number, de
   }
 }
 
-/** Per user of `emailPrefix`: verify commit and last account ready, epoch ms (database clock). */
+/**
+ * Per user of `emailPrefix`, epoch ms: the verify (Postgres' now() in its transaction, just before the
+ * commit) and the last account turning ready (the worker's write). One machine, so one clock.
+ */
 async function userSpans(db: Database, emailPrefix: string): Promise<{ verifiedAt: number; readyAt: number }[]> {
   return queryRows<{ verifiedAt: number; readyAt: number }>(db, sql`
     select (extract(epoch from u.email_verified_at) * 1000)::float8 as "verifiedAt",
