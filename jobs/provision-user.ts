@@ -9,9 +9,9 @@ import { and, eq, inArray, isNull, sql } from 'drizzle-orm';
 import { queryRows, type Database, type DatabaseHandle, type Executor } from '../db/client.ts';
 import { depositAddresses, virtualAccounts, webhookSubscriptions } from '../db/schema.ts';
 import { webhookUrlOf, type Chain } from './config.ts';
-import { addressFromXpub, addressOfPrivateKey, privateKeyFor } from './custody/hd.ts';
+import { addressOfPrivateKey, privateKeyAt } from './custody/hd.ts';
 import { Vault } from './custody/vault.ts';
-import { ensureMasterWallets, loadMnemonic, loadXpub } from './custody/wallets.ts';
+import { createKeyring, ensureMasterWallets, loadXpub, type Keyring } from './custody/wallets.ts';
 import type { Logger } from './logger.ts';
 import type { ProvisionJob } from './queues.ts';
 import type { RuntimeConfig } from './secrets.ts';
@@ -22,6 +22,8 @@ export interface ProvisionDeps {
   db: Database;
   tatum: TatumClient;
   vault: Vault;
+  /** The master wallets' account keys (jobs/custody/wallets.ts). */
+  keyring: Keyring;
   log: Logger;
   webhookUrl: string;
   /** Serialises jobs for the same user across every worker process (see DatabaseHandle). */
@@ -50,6 +52,7 @@ export async function prepareProvisioning(
     db: database.db,
     tatum,
     vault,
+    keyring: createKeyring(database.db, vault),
     webhookUrl: options.webhookUrl ?? webhookUrlOf(config),
     withExclusiveLock: (key, fn) => database.withExclusiveLock(key, () => fn()),
   };
@@ -281,11 +284,11 @@ async function ensureDepositAddresses(deps: ProvisionDeps, plan: Plan): Promise<
 
 async function storeVerifiedAddress(deps: ProvisionDeps, reservation: Reservation, accounts: Account[], tatumAddresses: string[]): Promise<void> {
   const { chain, derivationIndex } = reservation;
-  const xpub = await loadXpub(deps.db, chain);
-  const privateKey = privateKeyFor(chain, await loadMnemonic(deps.db, deps.vault, chain), derivationIndex);
+  // The keyring's key was checked against the xpub Tatum's accounts were created with.
+  const privateKey = privateKeyAt(await deps.keyring(chain), derivationIndex);
   const ours = addressOfPrivateKey(chain, privateKey);
   for (const theirs of tatumAddresses) {
-    if (theirs !== ours || addressFromXpub(chain, xpub, derivationIndex) !== ours) {
+    if (theirs !== ours) {
       throw new AddressMismatchError(
         `Tatum returned ${theirs} for ${chain} index ${derivationIndex}, but the key for that index controls ${ours}; nothing was stored`,
       );

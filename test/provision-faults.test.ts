@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { queryRows } from '../db/client.ts';
 import { Vault } from '../jobs/custody/vault.ts';
-import { ensureMasterWallets } from '../jobs/custody/wallets.ts';
+import { createKeyring, ensureMasterWallets } from '../jobs/custody/wallets.ts';
 import { parseConfig } from '../jobs/config.ts';
 import { provisionUser, type ProvisionDeps } from '../jobs/provision-user.ts';
 import { CREATE_ROUTES } from '../jobs/tatum/sandbox/knobs.ts';
@@ -44,6 +44,7 @@ beforeAll(async () => {
     db: database.handle.db,
     tatum: sandbox.client({ timeoutMs: 300 }),
     vault,
+    keyring: createKeyring(database.handle.db, vault),
     log: logs.log,
     webhookUrl: 'http://127.0.0.1:9/webhooks/tatum',
     withExclusiveLock: (key, fn) => database.handle.withExclusiveLock(key, () => fn()),

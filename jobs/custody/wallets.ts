@@ -7,7 +7,7 @@ import { masterWallets } from '../../db/schema.ts';
 import { CHAINS, loadConfig, type Chain } from '../config.ts';
 import { createLogger } from '../logger.ts';
 import { resolveSecrets, type RuntimeConfig } from '../secrets.ts';
-import { accountXpub, generateMnemonic } from './hd.ts';
+import { accountKey, accountXpub, generateMnemonic, type AccountKey } from './hd.ts';
 import { Vault } from './vault.ts';
 
 export class MissingWalletError extends Error {
@@ -60,16 +60,43 @@ export async function loadXpub(db: Executor, chain: Chain): Promise<string> {
  * stored xpub, so a key is never derived from a mnemonic that does not back the chain's addresses.
  */
 export async function loadMnemonic(db: Executor, vault: Vault, chain: Chain): Promise<string> {
+  return (await loadWallet(db, vault, chain)).mnemonic;
+}
+
+async function loadWallet(db: Executor, vault: Vault, chain: Chain): Promise<{ mnemonic: string; key: AccountKey }> {
   const [row] = await db
     .select({ xpub: masterWallets.xpub, mnemonicEncrypted: masterWallets.mnemonicEncrypted })
     .from(masterWallets)
     .where(eq(masterWallets.chain, chain));
   if (!row) throw new MissingWalletError(chain);
   const mnemonic = vault.decrypt(row.mnemonicEncrypted);
-  if (accountXpub(chain, mnemonic) !== row.xpub) {
+  const key = accountKey(chain, mnemonic);
+  if (key.node.publicExtendedKey !== row.xpub) {
     throw new Error(`The ${chain} master wallet's mnemonic does not derive its stored xpub; refusing to use it`);
   }
-  return mnemonic;
+  return { mnemonic, key };
+}
+
+/** A chain's account key, for deriving the private key of any index. */
+export type Keyring = (chain: Chain) => Promise<AccountKey>;
+
+/**
+ * The master wallets' account keys, each decrypted, checked against its xpub and derived once per
+ * process, then kept in memory: the mnemonic's PBKDF2 and the hardened path are the costly part of a
+ * key, and a provisioning worker needs one key per user and chain. The process holds ENCRYPTION_KEY
+ * anyway, so memory holds nothing it could not already reach.
+ */
+export function createKeyring(db: Executor, vault: Vault): Keyring {
+  const keys = new Map<Chain, Promise<AccountKey>>();
+  return (chain) => {
+    let key = keys.get(chain);
+    if (!key) {
+      key = loadWallet(db, vault, chain).then((wallet) => wallet.key);
+      keys.set(chain, key);
+      key.catch(() => keys.delete(chain)); // a missing wallet may be created later
+    }
+    return key;
+  };
 }
 
 export interface CustodyContext {
