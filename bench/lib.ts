@@ -88,20 +88,27 @@ export async function seedUsers(databaseUrl: string, config: RuntimeConfig, emai
 
 /**
  * A project process (`server/main.ts`, `jobs/run.ts tatum`, ...) configured only by `env`; resolves
- * once a log line matches `ready`. Its output keeps being drained afterwards.
+ * once its output matches `ready`.
  */
-export async function startProcess(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
+export function startProcess(args: string[], env: Record<string, string>, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {
   const child = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let output = '';
-  for await (const chunk of child.stdout!) {
-    output += String(chunk);
-    const match = output.match(ready);
-    if (match) {
-      child.stdout!.resume();
-      return { child, match };
-    }
-  }
-  throw new Error(`${args.join(' ')} exited before it was ready:\n${output}`);
+  const stdout = child.stdout!;
+  return new Promise((resolve, reject) => {
+    let output = '';
+    const onData = (chunk: Buffer) => {
+      output += String(chunk);
+      const match = output.match(ready);
+      if (!match) return;
+      // From now on its output is drained and dropped; the pipe stays open, so its writes never fail.
+      stdout.off('data', onData);
+      child.off('exit', onExit);
+      stdout.resume();
+      resolve({ child, match });
+    };
+    const onExit = () => reject(new Error(`${args.join(' ')} exited before it was ready:\n${output}`));
+    stdout.on('data', onData);
+    child.once('exit', onExit);
+  });
 }
 
 /** The HTTP server (`npm start`) on a free port; `env` needs DATABASE_URL and the secrets. */

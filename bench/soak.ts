@@ -235,8 +235,18 @@ async function soak(options: Options): Promise<{ report: string; markdown: strin
     // Printed as each period ends, so in fixed-width columns.
     const print = (cells: string[]) => console.log(cells.map((cell) => cell.padEnd(16)).join('').trimEnd());
     print(rows[0]!);
-    while (Date.now() - started < totalMs) {
+    // Ctrl-C ends the load early; the periods measured so far are still reported and cleaned up after.
+    let interrupted = false;
+    const interrupt = () => {
+      interrupted = true;
+    };
+    process.once('SIGINT', interrupt).once('SIGTERM', interrupt);
+    while (Date.now() - started < totalMs && !interrupted) {
       await sleep(1000);
+      if (interrupted) break; // a terminal's Ctrl-C reaches the children too: they are stopping
+      for (const [name, child] of [['server', server.child], ['worker', worker]] as const) {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the ${name} process exited during the soak`);
+      }
       const elapsed = Date.now() - started;
       const period = current();
       period.serverRss.push(rssKiB(server.child.pid!));
