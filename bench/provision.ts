@@ -16,8 +16,8 @@
 //
 // TATUM_MAX_RPS is 0.95 × R (--rps-fraction). The limiter spaces requests 2 % wider than that, so at
 // most 0.93 × R is sent, above the 0.9 × R target; the rest absorbs ~70 ms of send-time jitter
-// between a request and the one R later, which the sandbox's strict one-second window would refuse
-// (at 1.0 × R this machine saw 14-16 429s per run, at 0.95 × R 2-4).
+// (at R = 50) between a request and the one R later, which the sandbox's strict one-second window
+// would refuse: a busy worker's timers fire late, and at 1.0 × R such runs saw several times more 429s.
 //
 // Flags: --users (100) --latency-ms (50) --rate (50) --concurrency (10 jobs per worker)
 // --rps-fraction (0.95) --baseline-users (20) --unbound-rate (1000) --unbound-users (20)
