@@ -222,6 +222,12 @@ export async function count(stack: Stack, sqlText: string, values?: unknown[]): 
   return rows[0]!.n;
 }
 
+/** The database's clock, to compare with timestamps it wrote. */
+export async function databaseNow(stack: Stack): Promise<Date> {
+  const { rows } = await stack.database.query<{ now: Date }>(`select now()`);
+  return rows[0]!.now;
+}
+
 export async function enabledCurrencies(stack: Stack): Promise<number> {
   return count(stack, `select count(*)::int as n from wallet_currencies where enabled`);
 }
