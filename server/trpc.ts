@@ -1,10 +1,13 @@
 // The tRPC instance: superjson on the wire, a context built once per process and handed to every
-// request, and zod errors turned into a 400 whose message a person can read.
+// request, zod errors turned into a 400 whose message a person can read, and an unreachable
+// database into a 503.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { initTRPC, TRPCError } from '@trpc/server';
+import { TRPC_ERROR_CODES_BY_KEY } from '@trpc/server/rpc';
 import superjson from 'superjson';
 import { ZodError, z } from 'zod';
 import type { Database } from '../db/client.ts';
+import { DATABASE_UNAVAILABLE_MESSAGE, isDatabaseUnavailable } from '../db/unavailable.ts';
 import type { Logger } from '../jobs/logger.ts';
 import type { RuntimeConfig } from '../jobs/secrets.ts';
 import type { StatsCache } from '../jobs/stats-cache.ts';
@@ -36,11 +39,15 @@ const t = initTRPC.context<Context>().create({
   transformer: superjson,
   errorFormatter({ shape, error }) {
     const zodError = error.cause instanceof ZodError ? error.cause : undefined;
+    // A database that cannot be reached is neither a bug nor the client's mistake: 503, retry shortly.
+    const unavailable = error.code === 'INTERNAL_SERVER_ERROR' && isDatabaseUnavailable(error.cause);
     return {
       ...shape,
-      message: zodError ? z.prettifyError(zodError) : shape.message,
+      ...(unavailable ? { code: TRPC_ERROR_CODES_BY_KEY.SERVICE_UNAVAILABLE } : {}),
+      message: unavailable ? DATABASE_UNAVAILABLE_MESSAGE : zodError ? z.prettifyError(zodError) : shape.message,
       data: {
         ...shape.data,
+        ...(unavailable ? { code: 'SERVICE_UNAVAILABLE' as const, httpStatus: 503 } : {}),
         // Stack traces are for logs, not clients.
         stack: undefined,
         zodError: zodError ? z.flattenError(zodError) : undefined,
