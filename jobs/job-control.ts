@@ -96,10 +96,16 @@ function encodeCursor(at: Date, id: string): string {
   return Buffer.from(JSON.stringify([at.toISOString(), id])).toString('base64url');
 }
 
+function isIsoInstant(text: string): boolean {
+  const time = Date.parse(text);
+  return !Number.isNaN(time) && new Date(time).toISOString() === text;
+}
+
 function decodeCursor(cursor: string): { at: string; id: string } {
   try {
     const [at, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
-    if (typeof at === 'string' && !Number.isNaN(Date.parse(at)) && typeof id === 'string' && /^[0-9a-f-]{36}$/i.test(id)) return { at, id };
+    // Only the exact form encodeCursor writes: anything else Date.parse accepts, Postgres may not.
+    if (typeof at === 'string' && isIsoInstant(at) && typeof id === 'string' && /^[0-9a-f-]{36}$/i.test(id)) return { at, id };
   } catch {
     // reported below
   }

@@ -35,8 +35,16 @@ interface Row extends Omit<DepositView, 'createdAt'> {
   position: string;
 }
 
-// The cursor is the last row's (created_at, id), opaque to clients.
-const cursorShape = z.tuple([z.string().min(1).max(64), z.uuid()]);
+// The cursor is the last row's (created_at, id), opaque to clients. The position is Postgres's text
+// form of created_at, and must name a real instant: the query casts it, and a cast that fails would
+// turn a client's bad cursor into a 500.
+const POSITION = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})(?:\.\d{1,6})?[+-](?:0\d|1[0-5])(?::[0-5]\d)?$/;
+const position = z.string().regex(POSITION).refine((text) => {
+  const [y, mo, d, h, mi, s] = POSITION.exec(text)!.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const day = new Date(Date.UTC(y, mo - 1, d));
+  return y >= 1000 && day.getUTCFullYear() === y && day.getUTCMonth() === mo - 1 && day.getUTCDate() === d && h < 24 && mi < 60 && s < 60;
+});
+const cursorShape = z.tuple([position, z.uuid()]);
 
 function encodeCursor(row: Row): string {
   return Buffer.from(JSON.stringify([row.position, row.id])).toString('base64url');

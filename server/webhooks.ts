@@ -68,6 +68,8 @@ export function tatumWebhookRoute(services: AppServices): RouteHandler {
     }
     const json = parseJson(body);
     if (json === undefined) return reply(400, 'invalid', { error: 'body is not valid JSON' });
+    // Refused here, or the insert would fail on every delivery and Tatum would retry it for hours as a 503.
+    if (!storable(json)) return reply(400, 'invalid', { error: 'body holds a NUL character or half a surrogate pair, which cannot be stored' });
     const parsed = notification.safeParse(json);
     if (!parsed.success) return reply(400, 'invalid', { error: z.prettifyError(parsed.error) });
     const payload = parsed.data;
@@ -165,6 +167,16 @@ function parseJson(body: Buffer): unknown {
   } catch {
     return undefined; // valid JSON never parses to undefined
   }
+}
+
+// Postgres text and jsonb hold neither NUL nor a lone UTF-16 surrogate (valid JSON can carry both).
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+function storable(value: unknown): boolean {
+  if (typeof value === 'string') return !UNSTORABLE.test(value);
+  if (Array.isArray(value)) return value.every(storable);
+  if (value !== null && typeof value === 'object') return Object.entries(value).every(([key, item]) => storable(key) && storable(item));
+  return true;
 }
 
 /**
