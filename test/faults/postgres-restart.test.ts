@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { call, enabledCurrencies, pool, seedUnverifiedUsers, startStack, verifyRequest, waitUntil, count, type Answer, type Stack } from './stack.ts';
+import { call, enabledCurrencies, inParallel, seedUnverifiedUsers, startStack, verifyRequest, waitUntil, count, type Answer, type Stack } from './stack.ts';
 
 const run = promisify(execFile);
 
@@ -139,7 +139,7 @@ describe.skipIf(!localCluster)('Postgres restarted under verify load', () => {
     // A client retries what failed (and verifies the users it had not reached): it works now,
     // against the same processes.
     const retried = [...new Set(failed.filter((a) => a.route === 'auth.verify').map((a) => a.email)), ...queue];
-    const retries = await pool(retried, LANES, (email) => verifyRequest(stack, email));
+    const retries = await inParallel(retried, LANES, (email) => verifyRequest(stack, email));
     expect(retries.filter((a) => a.status !== 200)).toEqual([]);
     expect([stack.server, ...stack.workers].map((p) => [p.child.pid, p.child.exitCode])).toEqual(pids.map((pid) => [pid, null]));
 

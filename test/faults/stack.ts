@@ -52,7 +52,8 @@ export function launch(name: string, args: string[], env: Record<string, string>
   });
   // A worker killed while it starts is part of the kill scenario, not an unhandled rejection.
   ready.catch(() => {});
-  void exited.then(() => log.end());
+  // 'close' comes after the last output, which 'exit' may precede.
+  child.once('close', () => log.end());
   return {
     name,
     child,
@@ -193,7 +194,7 @@ export function verifyRequest(stack: Stack, email: string, timeoutMs?: number): 
 }
 
 /** Runs `work` over `items` with at most `concurrency` in flight; results in item order. */
-export async function pool<T, R>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function inParallel<T, R>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
   const lane = async () => {

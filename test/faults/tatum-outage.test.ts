@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Ledger } from '../../jobs/tatum/sandbox/ledger.ts';
 import { tatumRoutes } from '../../jobs/tatum/sandbox/routes.ts';
 import { WebhookSender } from '../../jobs/tatum/sandbox/webhooks.ts';
-import { count, databaseNow, enabledCurrencies, expectProvisionedExactlyOnce, pool, readyAccounts, seedUnverifiedUsers, startStack, verifyRequest, waitUntil, type Stack } from './stack.ts';
+import { count, databaseNow, enabledCurrencies, expectProvisionedExactlyOnce, inParallel, readyAccounts, seedUnverifiedUsers, startStack, verifyRequest, waitUntil, type Stack } from './stack.ts';
 
 const OUTAGE_MS = 60_000;
 const HEALTHY_USERS = 10;
@@ -41,7 +41,7 @@ describe('a 60 s Tatum outage', () => {
     stack.sandbox.configure({ error500Rate: 1, faultRoutes: EVERY_TATUM_ROUTE });
     const outageStarted = performance.now();
     // Verification needs no Tatum: it commits the user and the job, and answers at once.
-    const answers = await pool(during, 8, (email) => verifyRequest(stack, email));
+    const answers = await inParallel(during, 8, (email) => verifyRequest(stack, email));
     expect(answers.filter((a) => a.status !== 200)).toEqual([]);
     await sleep(OUTAGE_MS - (performance.now() - outageStarted));
 

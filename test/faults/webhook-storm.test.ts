@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEBHOOK_PATH } from '../../jobs/config.ts';
 import { seededRandom } from '../../jobs/tatum/sandbox/knobs.ts';
 import { INCOMING_TRANSACTION } from '../../jobs/tatum/schemas.ts';
-import { count, enabledCurrencies, pool, readyAccounts, seedUnverifiedUsers, startStack, verifyRequest, waitUntil, call, type Stack } from './stack.ts';
+import { count, enabledCurrencies, inParallel, readyAccounts, seedUnverifiedUsers, startStack, verifyRequest, waitUntil, call, type Stack } from './stack.ts';
 
 const DELIVERIES = 2000;
 const DUPLICATES = 600; // 30 %
@@ -90,7 +90,7 @@ describe('a webhook storm', () => {
     }
 
     const started = performance.now();
-    const answers = await pool(storm, IN_FLIGHT, (delivery) =>
+    const answers = await inParallel(storm, IN_FLIGHT, (delivery) =>
       call(`${stack.server.url}${WEBHOOK_PATH}`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...(delivery.signature ? { 'x-payload-hash': delivery.signature } : {}) },
