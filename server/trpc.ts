@@ -44,7 +44,14 @@ const t = initTRPC.context<Context>().create({
     return {
       ...shape,
       ...(unavailable ? { code: TRPC_ERROR_CODES_BY_KEY.SERVICE_UNAVAILABLE } : {}),
-      message: unavailable ? DATABASE_UNAVAILABLE_MESSAGE : zodError ? z.prettifyError(zodError) : shape.message,
+      message: unavailable
+        ? DATABASE_UNAVAILABLE_MESSAGE
+        : zodError
+          ? z.prettifyError(zodError)
+          : // An unexpected error's text (a failed query with its parameters) is for the log, not the client.
+            error.code === 'INTERNAL_SERVER_ERROR'
+            ? 'Internal server error; it has been logged.'
+            : shape.message,
       data: {
         ...shape.data,
         ...(unavailable ? { code: 'SERVICE_UNAVAILABLE' as const, httpStatus: 503 } : {}),

@@ -24,4 +24,21 @@ describe('the HTTP server', () => {
     expect((await fetch(`${app.url}/nope`)).status).toBe(404);
     expect((await fetch(`${app.url}/trpc/system.nope`)).status).toBe(404);
   });
+
+  it('answers an unexpected failure with a 500 whose message names no query or parameter', async () => {
+    await app.database.query('alter table verification_codes rename to verification_codes_away');
+    try {
+      const res = await fetch(`${app.url}/trpc/auth.register`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ json: { email: 'leak-check@example.com' } }),
+      });
+      expect(res.status).toBe(500);
+      const text = await res.text();
+      expect(text).toContain('Internal server error');
+      expect(text).not.toMatch(/leak-check|verification_codes|insert|select/i);
+    } finally {
+      await app.database.query('alter table verification_codes_away rename to verification_codes');
+    }
+  });
 });
