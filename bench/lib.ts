@@ -1,7 +1,7 @@
 // What the benchmarks share: flags, a fresh database per run, users seeded with a known code, the
 // server and worker as child processes, a cheap HTTP client, percentiles, tables and RESULTS.md.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -59,6 +59,22 @@ export interface BenchDatabase {
 }
 
 /** An empty database on the admin URL's server, named `<prefix>_<random>`; the caller migrates it. */
+/**
+ * The environment every process of a provisioning run shares: the same secrets, so none generates
+ * its own, and no job-start limit (its default 10 jobs/s would cap users/s below the Tatum rate).
+ */
+export function provisioningEnv(databaseUrl: string, dataDir: string): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    DATA_DIR: dataDir,
+    ENCRYPTION_KEY: randomBytes(32).toString('hex'),
+    TATUM_WEBHOOK_HMAC_SECRET: randomBytes(32).toString('hex'),
+    ADMIN_TOKEN: randomBytes(32).toString('hex'),
+    DATABASE_POOL_MAX: '8',
+    QUEUE_MAX_JOBS: '1000000',
+  };
+}
+
 export async function createBenchDatabase(adminUrl: string, prefix: string): Promise<BenchDatabase> {
   const name = `${prefix}_${randomUUID().slice(0, 8)}`;
   await withClient(adminUrl, (c) => c.query(`create database ${name}`));

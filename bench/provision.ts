@@ -23,7 +23,7 @@
 // --rps-fraction (0.95) --baseline-users (20) --unbound-rate (1000) --unbound-users (20)
 // --arrival-rate (2 verifies/s in run 4) --admin-url.
 import { type ChildProcess } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
@@ -49,6 +49,7 @@ import {
   isMain,
   parseFlags,
   percentile,
+  provisioningEnv,
   request,
   seedUsers,
   startSandboxProcess,
@@ -348,17 +349,7 @@ async function naiveRun(bench: Bench, users: number, concurrency: number): Promi
 export async function runProvisionBench(options: ProvisionOptions, progress: (line: string) => void = () => {}): Promise<ProvisionResults> {
   const database = await createBenchDatabase(options['admin-url'], 'bench_provision');
   const dataDir = mkdtempSync(path.join(tmpdir(), 'bench-provision-'));
-  // Every process gets the same secrets, so none generates its own.
-  const env = {
-    DATABASE_URL: database.url,
-    DATA_DIR: dataDir,
-    ENCRYPTION_KEY: randomBytes(32).toString('hex'),
-    TATUM_WEBHOOK_HMAC_SECRET: randomBytes(32).toString('hex'),
-    ADMIN_TOKEN: randomBytes(32).toString('hex'),
-    DATABASE_POOL_MAX: '8',
-    // The job-start limiter (default 10 jobs/s) would cap users/s below the Tatum rate under test.
-    QUEUE_MAX_JOBS: '1000000',
-  };
+  const env = provisioningEnv(database.url, dataDir);
   let server: ChildProcess | undefined;
   const handle = await openDatabase({ url: database.url, dataDir, poolMax: 4 });
   try {

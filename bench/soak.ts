@@ -31,6 +31,7 @@ import {
   DEFAULT_ADMIN_URL,
   markdownTable,
   parseFlags,
+  provisioningEnv,
   request,
   rssKiB,
   seedUsers,
@@ -98,15 +99,7 @@ async function soak(options: Options): Promise<{ report: string; markdown: strin
   const periodMs = Math.min(60_000, totalMs / 3);
   const database = await createBenchDatabase(options['admin-url'], 'soak');
   const dataDir = mkdtempSync(path.join(tmpdir(), 'soak-'));
-  const env = {
-    DATABASE_URL: database.url,
-    DATA_DIR: dataDir,
-    ENCRYPTION_KEY: randomBytes(32).toString('hex'),
-    TATUM_WEBHOOK_HMAC_SECRET: randomBytes(32).toString('hex'),
-    ADMIN_TOKEN: randomBytes(32).toString('hex'),
-    DATABASE_POOL_MAX: '8',
-    QUEUE_MAX_JOBS: '1000000',
-  };
+  const env = provisioningEnv(database.url, dataDir);
   const children: ChildProcess[] = [];
   try {
     const config = resolveSecrets(parseConfig(env), createLogger({ level: 'silent' }));
