@@ -4,30 +4,22 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { createTRPCClient, httpLink } from '@trpc/client';
 import { TRPCError } from '@trpc/server';
-import { pino } from 'pino';
-import superjson from 'superjson';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../jobs/config.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import { startApp, type RunningApp } from '../server/app.ts';
-import { appRouter, type AppRouter } from '../server/routers/index.ts';
+import { appRouter } from '../server/routers/index.ts';
 import { createCallerFactory } from '../server/trpc.ts';
+import { captureLogs } from './helpers/logs.ts';
+import { trpcClient } from './helpers/trpc.ts';
 
 const dataDir = mkdtempSync(path.join(tmpdir(), 'embedded-'));
-const logLines: Array<Record<string, unknown>> = [];
+const logs = captureLogs('info');
 let app: RunningApp;
 
 beforeAll(async () => {
-  const capture = new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  });
-  app = await startApp(parseConfig({ DATA_DIR: dataDir, PORT: '0' }), pino({ level: 'info' }, capture));
+  app = await startApp(parseConfig({ DATA_DIR: dataDir, PORT: '0' }), logs.log);
 });
 afterAll(async () => {
   await app.close();
@@ -47,16 +39,16 @@ async function until<T>(probe: () => T | undefined, timeoutMs = 20_000): Promise
 describe('the embedded sandbox', () => {
   it('register → code in the log and the mailbox → verify → provisioning job run by the in-process worker', async () => {
     expect(app.services.config.database).toBe('pglite');
-    const client = createTRPCClient<AppRouter>({ links: [httpLink({ url: `${app.url}/trpc`, transformer: superjson })] });
+    const client = trpcClient(app.url);
     await client.auth.register.mutate({ email: 'dev@example.com' });
 
-    const mailed = await until(() => logLines.find((l) => l.queue === QUEUES.emailSend && l.code !== undefined));
+    const mailed = await until(() => logs.lines().find((l) => l.queue === QUEUES.emailSend && l.code !== undefined));
     expect(mailed).toMatchObject({ to: 'dev@example.com', code: expect.stringMatching(/^\d{6}$/), jobId: expect.any(String) });
     // No admin token needed here: the embedded sandbox is a single developer's localhost.
     await expect(client.auth.sandboxMailbox.query({ email: 'dev@example.com' })).resolves.toEqual({ email: 'dev@example.com', code: mailed.code });
 
     const { jobId } = await client.auth.verify.mutate({ email: 'dev@example.com', code: mailed.code as string });
-    await until(() => logLines.find((l) => l.jobId === jobId && l.msg === 'job completed'));
+    await until(() => logs.lines().find((l) => l.jobId === jobId && l.msg === 'job completed'));
   });
 
   it('has no sandbox mailbox in live mode', async () => {

@@ -4,34 +4,27 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { createTRPCClient, httpLink, TRPCClientError } from '@trpc/client';
-import { pino } from 'pino';
-import superjson from 'superjson';
+import { TRPCClientError } from '@trpc/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../jobs/config.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import { startApp, type RunningApp } from '../server/app.ts';
 import type { AppRouter } from '../server/routers/index.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { captureLogs } from './helpers/logs.ts';
+import { trpcClient } from './helpers/trpc.ts';
 
 let app: RunningApp;
 let database: TestDatabase;
 let dataDir: string;
-const logLines: string[] = [];
+// Without the project's redaction: a secret that reaches a log by any path shows here.
+const logs = captureLogs('trace', { redact: false });
 
 beforeAll(async () => {
   database = await createTestDatabase();
   dataDir = mkdtempSync(path.join(tmpdir(), 'auth-'));
   const config = parseConfig({ DATABASE_URL: database.url, PORT: '0', DATA_DIR: dataDir, DATABASE_POOL_MAX: '20' });
-  // A raw pino logger, without the project's redaction: a secret that reaches a log by any path shows here.
-  const capture = new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(String(chunk));
-      done();
-    },
-  });
-  app = await startApp(config, pino({ level: 'trace' }, capture));
+  app = await startApp(config, logs.log);
 });
 afterAll(async () => {
   await app.close();
@@ -39,11 +32,7 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function client(token?: string) {
-  return createTRPCClient<AppRouter>({
-    links: [httpLink({ url: `${app.url}/trpc`, transformer: superjson, headers: () => (token ? { authorization: `Bearer ${token}` } : {}) })],
-  });
-}
+const client = (token?: string) => trpcClient(app.url, token);
 
 const admin = () => client(app.services.config.ADMIN_TOKEN);
 
@@ -263,9 +252,9 @@ describe('secrets', () => {
     const { code } = await registered('secret@example.com');
     const { sessionToken } = await client().auth.verify.mutate({ email: 'secret@example.com', code });
     await errorOf(client().auth.verify.mutate({ email: 'secret@example.com', code: code === '999999' ? '999998' : '999999' }));
-    const logs = logLines.join('');
-    expect(logs.length).toBeGreaterThan(0);
-    expect(logs).not.toMatch(new RegExp(`(?<![0-9a-f])${code}(?![0-9a-f])`));
-    expect(logs).not.toContain(sessionToken);
+    const text = logs.text();
+    expect(text.length).toBeGreaterThan(0);
+    expect(text).not.toMatch(new RegExp(`(?<![0-9a-f])${code}(?![0-9a-f])`));
+    expect(text).not.toContain(sessionToken);
   });
 });

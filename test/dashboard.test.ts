@@ -9,11 +9,9 @@ import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoss } from '../jobs/boss.ts';
-import { parseConfig } from '../jobs/config.ts';
-import { createQueues, QUEUES } from '../jobs/queues.ts';
+import { QUEUES } from '../jobs/queues.ts';
 import { createTestDatabase } from './helpers/database.ts';
-import { ADMIN_TOKEN, captureLogs, freePort } from './helpers/operations.ts';
+import { ADMIN_TOKEN, freePort, startQueues } from './helpers/operations.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -27,10 +25,7 @@ let failedJob: string;
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  const config = parseConfig({ DATABASE_URL: database.url });
-  boss = createBoss(database.handle, config, captureLogs().log, { supervise: false });
-  await boss.start();
-  await createQueues(boss, config);
+  boss = await startQueues(database);
   failedJob = (await boss.send(QUEUES.provision, { userId: crypto.randomUUID() }, { retryLimit: 0 }))!;
   const [job] = await boss.fetch(QUEUES.provision);
   expect(job?.id).toBe(failedJob);

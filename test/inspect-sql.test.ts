@@ -4,11 +4,9 @@
 import { readFileSync } from 'node:fs';
 import type { PgBoss } from 'pg-boss';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBoss } from '../jobs/boss.ts';
-import { parseConfig } from '../jobs/config.ts';
-import { createQueues, QUEUES } from '../jobs/queues.ts';
+import { QUEUES } from '../jobs/queues.ts';
 import { createTestDatabase } from './helpers/database.ts';
-import { captureLogs } from './helpers/operations.ts';
+import { startQueues } from './helpers/operations.ts';
 
 const FILE = new URL('../db/sql/inspect.sql', import.meta.url);
 const EMAIL = 'ops.user@example.com';
@@ -32,10 +30,7 @@ async function run(name: string): Promise<Record<string, unknown>[]> {
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  const config = parseConfig({ DATABASE_URL: database.url });
-  boss = createBoss(database.handle, config, captureLogs().log, { supervise: false });
-  await boss.start();
-  await createQueues(boss, config);
+  boss = await startQueues(database);
   const { rows } = await database.query<{ id: string }>('insert into users (email, email_verified_at) values ($1, now()) returning id', [EMAIL]);
   const userId = rows[0]!.id;
   await database.query(

@@ -3,12 +3,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../jobs/config.ts';
+import { createLogger } from '../jobs/logger.ts';
 import { createTransport, sendEmail, verificationEmailJob } from '../jobs/mailer.ts';
 import { resolveSecrets, type RuntimeConfig } from '../jobs/secrets.ts';
+import { captureLogs } from './helpers/logs.ts';
 import { startSmtpSink, type SmtpSink } from './helpers/smtp-sink.ts';
 
 let sink: SmtpSink;
@@ -23,20 +23,8 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-function capturingLogger(): { log: Logger; text: () => string } {
-  const lines: string[] = [];
-  const sink = new Writable({
-    write(chunk, _encoding, done) {
-      lines.push(String(chunk));
-      done();
-    },
-  });
-  const log = pino({ level: 'trace' }, sink);
-  return { log, text: () => lines.join('') };
-}
-
 function configFor(env: Record<string, string>): RuntimeConfig {
-  return resolveSecrets(parseConfig({ DATA_DIR: dataDir, ...env }), pino({ level: 'silent' }));
+  return resolveSecrets(parseConfig({ DATA_DIR: dataDir, ...env }), createLogger({ level: 'silent' }));
 }
 
 const LIVE = {
@@ -56,7 +44,7 @@ describe('the email.send job', () => {
 
   it('refuses a payload that is not an email job', async () => {
     const config = configFor({});
-    await expect(sendEmail(config, createTransport(config), { to: 'a@example.com' }, pino({ level: 'silent' }))).rejects.toThrow();
+    await expect(sendEmail(config, createTransport(config), { to: 'a@example.com' }, createLogger({ level: 'silent' }))).rejects.toThrow();
   });
 });
 
@@ -65,7 +53,8 @@ describe('SMTP transport', () => {
     const config = configFor({ ...LIVE, SMTP_URL: sink.url, MAIL_FROM: 'codes@example.com' });
     const transport = createTransport(config);
     expect(transport.kind).toBe('smtp');
-    const { log, text } = capturingLogger();
+    // Unredacted: the mailer must leave the code out, not rely on the redactor hiding it.
+    const { log, text } = captureLogs('trace', { redact: false });
     const arrived = sink.nextMessage();
     await sendEmail(config, transport, verificationEmailJob(config, 'dana@example.com', '271828'), log);
     const mail = await arrived;
@@ -80,7 +69,8 @@ describe('SMTP transport', () => {
   it('is used in sandbox mode too when SMTP_URL is set, without logging the code', async () => {
     const config = configFor({ SMTP_URL: sink.url });
     const transport = createTransport(config);
-    const { log, text } = capturingLogger();
+    // Unredacted: the mailer must leave the code out, not rely on the redactor hiding it.
+    const { log, text } = captureLogs('trace', { redact: false });
     await sendEmail(config, transport, verificationEmailJob(config, 'erin@example.com', '314159'), log);
     transport.close();
     expect(sink.received.some((m) => m.to[0] === 'erin@example.com' && m.raw.includes('314159'))).toBe(true);
@@ -93,9 +83,9 @@ describe('log transport', () => {
     const config = configFor({});
     const transport = createTransport(config);
     expect(transport.kind).toBe('log');
-    const { log, text } = capturingLogger();
+    const { log, lines: logged } = captureLogs('trace');
     await sendEmail(config, transport, verificationEmailJob(config, 'finn@example.com', '161803'), log);
-    const lines = text().trim().split('\n').map((l) => JSON.parse(l));
+    const lines = logged();
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 30, to: 'finn@example.com', code: '161803' });
   });

@@ -5,7 +5,8 @@ import { recordTatumRequest } from '../jobs/metrics.ts';
 import { startWorker } from '../jobs/worker.ts';
 import { QUEUES } from '../jobs/queues.ts';
 import { eventually, setDatabaseAvailable } from './helpers/outage.ts';
-import { ADMIN_TOKEN, DEPOSIT_QUEUE, seedJobs, startOperationsApp, trpcClient, type OperationsApp } from './helpers/operations.ts';
+import { ADMIN_TOKEN, DEPOSIT_QUEUE, seedJobs, startOperationsApp, type OperationsApp } from './helpers/operations.ts';
+import { trpcClient } from './helpers/trpc.ts';
 
 let app: OperationsApp;
 beforeAll(async () => {
@@ -76,18 +77,18 @@ describe('request ids and logs', () => {
     expect(hostile.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
 
     const lines = await eventually(
-      async () => app.logs.lines.filter((l) => l.msg === 'http request' && (l.reqId === id || l.reqId === 'proxy-abc.123')),
+      async () => app.logs.lines().filter((l) => l.msg === 'http request' && (l.reqId === id || l.reqId === 'proxy-abc.123')),
       (found) => found.length === 2,
     );
     expect(lines.map((l) => [l.route, l.status])).toEqual(expect.arrayContaining([['/trpc/system.info', 200], ['/healthz', 200]]));
-    expect(app.logs.lines.filter((l) => l.msg === 'http request').every((l) => typeof l.reqId === 'string')).toBe(true);
+    expect(app.logs.lines().filter((l) => l.msg === 'http request').every((l) => typeof l.reqId === 'string')).toBe(true);
   });
 
   it('never logs the admin token, however it is sent', async () => {
     await trpcClient(app.url, ADMIN_TOKEN).queue.stats.query();
     await trpcClient(app.url, `${ADMIN_TOKEN}-wrong`).queue.stats.query().catch(() => undefined);
     await fetch(`${app.url}/trpc/queue.stats?token=${ADMIN_TOKEN}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
-    await eventually(async () => app.logs.lines.filter((l) => l.msg === 'http request').length, (n) => n >= 3);
+    await eventually(async () => app.logs.lines().filter((l) => l.msg === 'http request').length, (n) => n >= 3);
     expect(app.logs.text()).not.toContain(ADMIN_TOKEN);
   });
 });

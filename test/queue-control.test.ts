@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../jobs/queues.ts';
 import { startWorker, type RunningWorker } from '../jobs/worker.ts';
 import { eventually } from './helpers/outage.ts';
-import { ADMIN_TOKEN, DEPOSIT_QUEUE, startOperationsApp, trpcClient, type OperationsApp } from './helpers/operations.ts';
+import { ADMIN_TOKEN, DEPOSIT_QUEUE, startOperationsApp, type OperationsApp } from './helpers/operations.ts';
+import { trpcClient } from './helpers/trpc.ts';
 
 let app: OperationsApp;
 let worker: RunningWorker;

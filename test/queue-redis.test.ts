@@ -6,14 +6,15 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../jobs/config.ts';
-import { createBoss } from '../jobs/boss.ts';
-import { createQueues, QUEUES } from '../jobs/queues.ts';
+import { QUEUES } from '../jobs/queues.ts';
 import { COUNTS_KEY, createStatsCache, startCountsMirror, statsCacheKey, type StatsCache } from '../jobs/stats-cache.ts';
 import { startWorker } from '../jobs/worker.ts';
 import type { PgBoss } from 'pg-boss';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { eventually } from './helpers/outage.ts';
-import { captureLogs, DEPOSIT_QUEUE, freePort, SEEDED_COUNTS, seedJobs, startOperationsApp, startRedisServer, trpcClient, ADMIN_TOKEN } from './helpers/operations.ts';
+import { captureLogs, type CapturedLogs } from './helpers/logs.ts';
+import { DEPOSIT_QUEUE, freePort, SEEDED_COUNTS, seedJobs, startOperationsApp, startQueues, startRedisServer, ADMIN_TOKEN } from './helpers/operations.ts';
+import { trpcClient } from './helpers/trpc.ts';
 
 const LOCAL_REDIS = 'redis://127.0.0.1:6379';
 
@@ -24,9 +25,7 @@ const cleanups: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
   database = await createTestDatabase();
-  boss = createBoss(database.handle, config(), captureLogs().log, { supervise: false });
-  await boss.start();
-  await createQueues(boss, config());
+  boss = await startQueues(database, config());
   await seedJobs(boss);
 });
 afterEach(async () => {
@@ -37,13 +36,13 @@ afterAll(async () => {
   await database.drop();
 });
 
-function cache(redisUrl: string | undefined, ttlMs: number, logs = captureLogs()): { stats: StatsCache; logs: ReturnType<typeof captureLogs> } {
+function cache(redisUrl: string | undefined, ttlMs: number, logs = captureLogs('debug')): { stats: StatsCache; logs: CapturedLogs } {
   const stats = createStatsCache(database.handle.db, { redisUrl, ttlMs, log: logs.log, cacheKey: statsCacheKey(config()) });
   cleanups.push(() => stats.close());
   return { stats, logs };
 }
 
-const warnings = (logs: ReturnType<typeof captureLogs>) => logs.lines.filter((l) => l.level === 40 && l.msg.startsWith('Redis unavailable'));
+const warnings = (logs: CapturedLogs) => logs.lines().filter((l) => l.level === 40 && l.msg?.startsWith('Redis unavailable'));
 const deposits = async (stats: StatsCache) => (await stats.read()).queues.find((q) => q.queueName === DEPOSIT_QUEUE)!;
 
 describe('Redis present', () => {
@@ -71,7 +70,7 @@ describe('Redis present', () => {
     expect(await redis.del(statsCacheKey(app.services.config))).toBe(1);
     const fresh = await admin.queue.stats.query();
     expect(fresh.queues.find((q) => q.queueName === QUEUES.emailSend)!.waiting).toBe(1);
-    expect(app.logs.lines.filter((l) => l.level >= 40 && String(l.msg).includes('Redis'))).toEqual([]);
+    expect(app.logs.lines().filter((l) => l.level >= 40 && String(l.msg).includes('Redis'))).toEqual([]);
   });
 
   it('lets the cached value expire after QUEUE_STATS_CACHE_MS', async () => {
@@ -108,7 +107,7 @@ describe('Redis absent', () => {
     const { stats, logs } = cache(undefined, 1000);
     expect(await deposits(stats)).toMatchObject(SEEDED_COUNTS);
     expect(await stats.mirrorCounts()).toBe(false);
-    expect(logs.lines.filter((l) => l.level >= 40)).toEqual([]);
+    expect(logs.lines().filter((l) => l.level >= 40)).toEqual([]);
   });
 });
 
@@ -170,13 +169,13 @@ describe('Redis returning', () => {
     const back = await eventually(counts, (h) => h.waiting !== undefined, 15_000);
     expect(back).toMatchObject({ waiting: '3', active: '1', completed: '1', failed: '1', delayed: '2' });
     expect(warnings(logs)).toHaveLength(1);
-    expect(logs.lines.some((l) => l.msg.startsWith('Redis available again'))).toBe(true);
+    expect(logs.lines().some((l) => l.msg?.startsWith('Redis available again'))).toBe(true);
   });
 
   it('is what a worker with REDIS_URL runs: its hash appears without anything else started', async () => {
     const redis = await startRedisServer(await freePort());
     cleanups.push(() => redis.stop());
-    const logs = captureLogs();
+    const logs = captureLogs('debug');
     const workerConfig = { ...parseConfig({ DATABASE_URL: database.url, REDIS_URL: redis.url }), ENCRYPTION_KEY: 'x'.repeat(32), TATUM_WEBHOOK_HMAC_SECRET: 'x'.repeat(32), ADMIN_TOKEN };
     const worker = await startWorker({ boss, db: database.handle.db, config: workerConfig, log: logs.log }, { queues: [] });
     cleanups.push(() => worker.stop(1000));

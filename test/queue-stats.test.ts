@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QUEUES } from '../jobs/queues.ts';
 import type { AppRouter } from '../server/routers/index.ts';
 import { readQueueStats } from '../jobs/queue-stats.ts';
-import { ADMIN_TOKEN, DEPOSIT_QUEUE, SEEDED_COUNTS, seedJobs, startOperationsApp, trpcClient, type OperationsApp, type SeededJobs } from './helpers/operations.ts';
+import { ADMIN_TOKEN, DEPOSIT_QUEUE, SEEDED_COUNTS, seedJobs, startOperationsApp, type OperationsApp, type SeededJobs } from './helpers/operations.ts';
+import { trpcClient } from './helpers/trpc.ts';
 
 let app: OperationsApp;
 let seeded: SeededJobs;

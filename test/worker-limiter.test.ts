@@ -6,10 +6,10 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createBoss, type PgBoss } from '../jobs/boss.ts';
 import { parseConfig } from '../jobs/config.ts';
+import { createLogger } from '../jobs/logger.ts';
 import { QUEUES, createQueues } from '../jobs/queues.ts';
 import { resolveSecrets } from '../jobs/secrets.ts';
 import { createTestDatabase } from './helpers/database.ts';
@@ -60,8 +60,8 @@ describe('the job limiter', () => {
       QUEUE_INTERVAL: '1000',
       QUEUE_CONCURRENCY: '5',
     };
-    const config = resolveSecrets(parseConfig(env), pino({ level: 'silent' }));
-    boss = createBoss(database.handle, config, pino({ level: 'silent' }), { supervise: false });
+    const config = resolveSecrets(parseConfig(env), createLogger({ level: 'silent' }));
+    boss = createBoss(database.handle, config, createLogger({ level: 'silent' }), { supervise: false });
     await boss.start();
     await createQueues(boss, config);
     for (let i = 0; i < JOBS; i++) {

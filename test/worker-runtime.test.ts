@@ -4,9 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import type { JobWithMetadata } from 'pg-boss';
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bossDb, createBoss, type PgBoss } from '../jobs/boss.ts';
 import { parseConfig } from '../jobs/config.ts';
@@ -14,22 +12,15 @@ import { QUEUES, createQueues } from '../jobs/queues.ts';
 import { resolveSecrets, type RuntimeConfig } from '../jobs/secrets.ts';
 import { resolveQueues, startWorker, WORKABLE_QUEUES, type JobHandler, type RunningWorker } from '../jobs/worker.ts';
 import { createTestDatabase } from './helpers/database.ts';
+import { captureLogs } from './helpers/logs.ts';
 
 let database: Awaited<ReturnType<typeof createTestDatabase>>;
 let dataDir: string;
 let config: RuntimeConfig;
 let boss: PgBoss;
 let worker: RunningWorker | undefined;
-const logLines: Array<Record<string, unknown>> = [];
-const log = pino(
-  { level: 'info' },
-  new Writable({
-    write(chunk, _encoding, done) {
-      logLines.push(JSON.parse(String(chunk)));
-      done();
-    },
-  }),
-);
+const logs = captureLogs('info');
+const { log } = logs;
 
 beforeAll(async () => {
   database = await createTestDatabase();
@@ -165,14 +156,13 @@ describe('the worker', () => {
   });
 
   it('tags every log line of a job with its id and queue', async () => {
-    logLines.length = 0;
     worker = await startWorker(
       { boss, db: database.handle.db, config, log },
       { queues: [QUEUES.provision], handlers: { [QUEUES.provision]: async (_job, jobLog) => jobLog.info('inside the handler') } },
     );
     const { jobId } = await sendInTransaction();
-    await until(() => logLines.some((l) => l.msg === 'job completed' && l.jobId === jobId));
-    const lines = logLines.filter((l) => l.jobId === jobId);
+    await until(() => logs.lines().some((l) => l.msg === 'job completed' && l.jobId === jobId));
+    const lines = logs.lines().filter((l) => l.jobId === jobId);
     expect(lines.map((l) => l.msg)).toEqual(['job started', 'inside the handler', 'job completed']);
     expect(lines.every((l) => l.queue === QUEUES.provision)).toBe(true);
   });

@@ -1,51 +1,22 @@
-// Helpers for the operations tests: an admin tRPC client, jobs in known states, captured logs, an app
-// with captured logs, a free port, and a redis-server of a test's own.
+// Helpers for the operations tests: a started pg-boss, jobs in known states, an app with captured logs,
+// a free port, and a redis-server of a test's own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
-import { createTRPCClient, httpLink } from '@trpc/client';
 import type { PgBoss } from 'pg-boss';
-import { pino } from 'pino';
-import superjson from 'superjson';
-import { parseConfig } from '../../jobs/config.ts';
-import type { Logger } from '../../jobs/logger.ts';
+import type { DatabaseHandle } from '../../db/client.ts';
+import { createBoss } from '../../jobs/boss.ts';
+import { parseConfig, type Config } from '../../jobs/config.ts';
+import { createLogger } from '../../jobs/logger.ts';
+import { createQueues } from '../../jobs/queues.ts';
 import { startApp, type RunningApp } from '../../server/app.ts';
-import type { AppRouter } from '../../server/routers/index.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
+import { captureLogs, type CapturedLogs } from './logs.ts';
 
 export const ADMIN_TOKEN = 'operations-test-admin-token-0123456789';
-
-export function trpcClient(url: string, token?: string) {
-  return createTRPCClient<AppRouter>({
-    links: [httpLink({ url: `${url}/trpc`, transformer: superjson, headers: () => (token ? { authorization: `Bearer ${token}` } : {}) })],
-  });
-}
-
-export interface CapturedLogs {
-  log: Logger;
-  lines: Array<Record<string, unknown> & { level: number; msg: string }>;
-  text(): string;
-}
-
-/** A real pino logger writing JSON lines into memory. */
-export function captureLogs(level = 'debug'): CapturedLogs {
-  const lines: CapturedLogs['lines'] = [];
-  const raw: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-        raw.push(line);
-        lines.push(JSON.parse(line));
-      }
-      done();
-    },
-  });
-  return { log: pino({ level }, stream), lines, text: () => raw.join('\n') };
-}
 
 export interface OperationsApp extends RunningApp {
   database: TestDatabase;
@@ -57,7 +28,8 @@ export interface OperationsApp extends RunningApp {
 export async function startOperationsApp(env: Record<string, string> = {}): Promise<OperationsApp> {
   const database = await createTestDatabase();
   const dataDir = mkdtempSync(path.join(tmpdir(), 'ops-'));
-  const logs = captureLogs();
+  // Unredacted: observability.test.ts proves the admin token never reaches a log line at all.
+  const logs = captureLogs('debug', { redact: false });
   const config = parseConfig({ DATABASE_URL: database.url, PORT: '0', DATA_DIR: dataDir, ADMIN_TOKEN, ...env });
   const app = await startApp(config, logs.log);
   return {
@@ -73,6 +45,14 @@ export async function startOperationsApp(env: Record<string, string> = {}): Prom
 }
 
 export const DEPOSIT_QUEUE = 'tatum.deposit-received';
+
+/** pg-boss started on the test database with every queue created; no supervisor, so jobs stay as a test leaves them. */
+export async function startQueues(database: TestDatabase & { handle: DatabaseHandle }, config: Config = parseConfig({ DATABASE_URL: database.url })): Promise<PgBoss> {
+  const boss = createBoss(database.handle, config, createLogger({ level: 'silent' }), { supervise: false });
+  await boss.start();
+  await createQueues(boss, config);
+  return boss;
+}
 
 /** Sends one job and takes it, so it is active; returns its id. */
 async function started(boss: PgBoss, queue: string, options: Parameters<PgBoss['send']>[2] = {}): Promise<string> {
